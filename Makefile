@@ -1,0 +1,42 @@
+# Thin wrapper over CMake presets. Every verb runs scripts/bootstrap first, which installs the
+# Debian packages that are missing and does nothing when all are there.
+.PHONY: bootstrap configure build demo test bench asan tsan sanitize check format
+
+JOBS ?= $(shell nproc)
+
+bootstrap:
+	@scripts/bootstrap
+
+configure: bootstrap
+	@cmake --preset release >/dev/null
+
+build: configure
+	cmake --build --preset release -j $(JOBS)
+
+demo: build
+	build/release/examples/keel-demo
+
+test: build
+	ctest --preset release
+
+bench: build
+	build/release/bench/keel_core_benchmark
+
+# Every test under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan: bootstrap
+	@cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+	ctest --preset asan
+
+# The tests labelled `concurrency` under ThreadSanitizer.
+tsan: bootstrap
+	@cmake --preset tsan >/dev/null
+	cmake --build --preset tsan -j $(JOBS)
+	ctest --preset tsan
+
+sanitize: asan tsan
+
+check: test sanitize
+
+format:
+	git ls-files '*.h' '*.cc' | xargs clang-format -i

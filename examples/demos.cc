@@ -1,0 +1,21 @@
+#include <fmt/format.h>
+
+#include "examples/demo.h"
+
+namespace keel::demo {
+
+void run_core_demo();
+
+const std::vector<Demo>& all_demos() {
+  static const std::vector<Demo> demos = {
+      {"core", "clock, scheduler on a manual clock, backoff delays, Prometheus metrics",
+       run_core_demo},
+  };
+  return demos;
+}
+
+void heading(const std::string& title) {
+  fmt::print("\n{}\n{}\n", title, std::string(title.size(), '-'));
+}
+
+}  // namespace keel::demo

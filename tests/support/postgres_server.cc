@@ -1,0 +1,174 @@
+#include "tests/support/postgres_server.h"
+
+#include <fmt/format.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <optional>
+#include <pqxx/pqxx>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "tests/support/server_launch.h"
+
+namespace keel::testing {
+namespace {
+
+constexpr std::string_view kMissing =
+    "PostgreSQL (initdb, postgres) not found: install the Debian package 'postgresql' "
+    "(scripts/bootstrap installs it)";
+
+bool has_server_programs(const std::filesystem::path& bin) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(bin / "initdb", ec) &&
+         std::filesystem::is_regular_file(bin / "postgres", ec);
+}
+
+// The major version in /usr/lib/postgresql/<version>/bin, where Debian puts the server programs
+// (which are not on PATH); -1 when the name is not a number.
+int major_version(const std::filesystem::path& version_dir) {
+  const std::string name = version_dir.filename().string();
+  int major = -1;
+  std::from_chars(name.data(), name.data() + name.size(), major);
+  return major;
+}
+
+std::filesystem::path find_bin_dir() {
+  std::optional<std::filesystem::path> newest;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql", ec)) {
+    const auto bin = entry.path() / "bin";
+    if (has_server_programs(bin) &&
+        (!newest || major_version(entry.path()) > major_version(newest->parent_path()))) {
+      newest = bin;
+    }
+  }
+  if (newest) return *newest;
+
+  if (const CommandResult pg_config = run_command({"pg_config", "--bindir"});
+      pg_config.exit_code == 0) {
+    std::string bindir = pg_config.out;
+    bindir.erase(bindir.find_last_not_of(" \n\r\t") + 1);
+    if (has_server_programs(bindir)) return bindir;
+  }
+  if (const auto initdb = find_program("initdb");
+      initdb && has_server_programs(initdb->parent_path())) {
+    return initdb->parent_path();
+  }
+  throw std::runtime_error(std::string(kMissing));
+}
+
+// PostgreSQL refuses to run as root: as root, the cluster belongs to the `postgres` user that
+// the Debian package creates.
+std::optional<std::string> server_user() {
+  if (::geteuid() != 0) return std::nullopt;
+  if (::getpwnam("postgres") == nullptr) {
+    throw std::runtime_error(
+        "PostgreSQL cannot run as root and there is no 'postgres' user to run it as: install the "
+        "Debian package 'postgresql' (scripts/bootstrap installs it)");
+  }
+  return "postgres";
+}
+
+void give_to(const std::filesystem::path& path, const std::string& user) {
+  const passwd* entry = ::getpwnam(user.c_str());
+  if (entry == nullptr || ::chown(path.c_str(), entry->pw_uid, entry->pw_gid) != 0) {
+    throw std::system_error(errno, std::generic_category(),
+                            fmt::format("chown {} to {}", path.string(), user));
+  }
+}
+
+std::string conninfo(std::uint16_t port, const std::string& database) {
+  // libpq conninfo values are single-quoted with backslash escapes.
+  std::string quoted;
+  for (const char c : database) {
+    if (c == '\'' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  return fmt::format("host=127.0.0.1 port={} user=postgres dbname='{}'", port, quoted);
+}
+
+bool accepts_connections(std::uint16_t port) {
+  try {
+    pqxx::connection connection(conninfo(port, "postgres"));
+    return connection.is_open();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// This is what `pg_ctl start` runs, minus daemonising: started directly, the postmaster is our
+// child, so we own its PID, see it exit, and the kernel stops it if the test process dies.
+std::vector<std::string> command_line(const std::filesystem::path& bin,
+                                      const std::filesystem::path& dir, std::uint16_t port) {
+  std::vector<std::string> args{(bin / "postgres").string(), "-D", (dir / "data").string(),   "-p",
+                                std::to_string(port),        "-k", (dir / "sockets").string()};
+  // The cluster is thrown away after the test: durability only costs time.
+  for (const char* setting : {"listen_addresses=127.0.0.1", "fsync=off", "synchronous_commit=off",
+                              "full_page_writes=off"}) {
+    args.insert(args.end(), {"-c", setting});
+  }
+  return args;
+}
+
+}  // namespace
+
+std::unique_ptr<PostgresServer> PostgresServer::start() {
+  const std::filesystem::path bin = find_bin_dir();
+  const std::optional<std::string> user = server_user();
+
+  TempDir dir("keel-postgres");
+  const auto data = dir.path() / "data";
+  const auto sockets = dir.path() / "sockets";
+  std::filesystem::create_directory(sockets);
+  if (user) {
+    give_to(dir.path(), *user);
+    give_to(sockets, *user);
+  }
+
+  const CommandResult initdb =
+      run_command({(bin / "initdb").string(), "-D", data.string(), "-U", "postgres", "-A", "trust",
+                   "--no-sync", "-E", "UTF8", "--locale=C"},
+                  {}, user);
+  if (initdb.exit_code != 0) {
+    throw std::runtime_error(fmt::format("initdb failed (exit code {}):\n{}{}", initdb.exit_code,
+                                         initdb.out, initdb.err));
+  }
+
+  const ServerLaunch launch{
+      .name = "postgres",
+      .argv = [&](std::uint16_t port) { return command_line(bin, dir.path(), port); },
+      .log_file = dir.path() / "postgres.log",
+      .run_as_user = user,
+      .ready = accepts_connections,
+      .timeout = std::chrono::seconds(30)};
+  LaunchedServer server = launch_on_free_port(launch);
+  return std::unique_ptr<PostgresServer>(
+      new PostgresServer(std::move(dir), std::move(server.process), server.port));
+}
+
+PostgresServer::PostgresServer(TempDir dir, ChildProcess process, std::uint16_t port)
+    : dir_(std::move(dir)), process_(std::move(process)), port_(port) {}
+
+PostgresServer::~PostgresServer() {
+  // Fast shutdown: aborts open transactions and disconnects clients instead of waiting for them.
+  process_.stop(SIGINT);
+}
+
+std::string PostgresServer::connection_string_for(const std::string& database) const {
+  return conninfo(port_, database);
+}
+
+std::string PostgresServer::create_database(const std::string& name) const {
+  pqxx::connection connection(connection_string());
+  // CREATE DATABASE cannot run inside a transaction block.
+  pqxx::nontransaction tx(connection);
+  tx.exec0("CREATE DATABASE " + tx.quote_name(name));
+  return connection_string_for(name);
+}
+
+}  // namespace keel::testing

@@ -1,0 +1,60 @@
+#include "tests/support/redis_server.h"
+
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+
+#include <string_view>
+#include <utility>
+
+#include "tests/support/server_launch.h"
+
+namespace keel::testing {
+namespace {
+
+bool answers_ping(std::uint16_t port) {
+  const timeval timeout{1, 0};
+  redisContext* context = redisConnectWithTimeout("127.0.0.1", port, timeout);
+  if (context == nullptr) return false;
+  bool pong = false;
+  if (context->err == 0) {
+    auto* reply = static_cast<redisReply*>(redisCommand(context, "PING"));
+    pong = reply != nullptr && reply->type == REDIS_REPLY_STATUS &&
+           std::string_view(reply->str, reply->len) == "PONG";
+    if (reply != nullptr) freeReplyObject(reply);
+  }
+  redisFree(context);
+  return pong;
+}
+
+std::vector<std::string> command_line(const std::filesystem::path& program,
+                                      const std::filesystem::path& dir, std::uint16_t port) {
+  std::vector<std::string> args{program.string()};
+  const std::pair<const char*, std::string> options[] = {
+      {"--bind", "127.0.0.1"},    {"--port", std::to_string(port)}, {"--save", ""},
+      {"--appendonly", "no"},     {"--dir", dir.string()},          {"--daemonize", "no"},
+      {"--protected-mode", "yes"}};
+  for (const auto& [name, value] : options) args.insert(args.end(), {name, value});
+  return args;
+}
+
+}  // namespace
+
+std::unique_ptr<RedisServer> RedisServer::start() {
+  const auto program = require_program("redis-server", "redis-server", standard_program_dirs());
+  TempDir dir("keel-redis");
+  const ServerLaunch launch{
+      .name = "redis-server",
+      .argv = [&](std::uint16_t port) { return command_line(program, dir.path(), port); },
+      .log_file = dir.path() / "redis.log",
+      .run_as_user = std::nullopt,
+      .ready = answers_ping,
+      .timeout = std::chrono::seconds(20)};
+  LaunchedServer server = launch_on_free_port(launch);
+  return std::unique_ptr<RedisServer>(
+      new RedisServer(std::move(dir), std::move(server.process), server.port));
+}
+
+RedisServer::RedisServer(TempDir dir, ChildProcess process, std::uint16_t port)
+    : dir_(std::move(dir)), process_(std::move(process)), port_(port) {}
+
+}  // namespace keel::testing

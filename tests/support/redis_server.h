@@ -1,0 +1,43 @@
+// RedisServer: a private redis-server for one test suite, on a free 127.0.0.1 port, with no
+// persistence, in its own temporary directory. start() returns once a PING is answered; the
+// destructor stops the server (SIGTERM, then SIGKILL after a grace period).
+//
+// Thread safety: the accessors are safe to call from any thread. Not copyable or movable; tests
+// share one through a std::unique_ptr.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+namespace keel::testing {
+
+class RedisServer {
+ public:
+  // Throws std::runtime_error when redis-server is not installed (naming the Debian package),
+  // cannot be started, or does not answer PING within 20 s (with the tail of its log).
+  static std::unique_ptr<RedisServer> start();
+
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  std::string host() const { return "127.0.0.1"; }
+  std::uint16_t port() const noexcept { return port_; }
+  pid_t pid() const noexcept { return process_.pid(); }
+  std::filesystem::path log_file() const { return dir_.path() / "redis.log"; }
+
+ private:
+  RedisServer(TempDir dir, ChildProcess process, std::uint16_t port);
+
+  TempDir dir_;  // declared first so that the server stops before its directory goes
+  ChildProcess process_;
+  std::uint16_t port_;
+};
+
+}  // namespace keel::testing
