@@ -29,9 +29,11 @@ BENCHMARK(BM_HistogramObserve)->Threads(1)->Threads(2);
 void BM_RegistryRender(benchmark::State& state) {
   MetricsRegistry registry;
   for (int i = 0; i < state.range(0); ++i) {
-    registry.counter("requests_total", "R", {{"route", std::to_string(i)}}).inc(static_cast<std::uint64_t>(i));
-    registry.histogram("latency_seconds", "L", Histogram::default_buckets(),
-                       {{"route", std::to_string(i)}})
+    registry.counter("requests_total", "R", {{"route", std::to_string(i)}})
+        .inc(static_cast<std::uint64_t>(i));
+    registry
+        .histogram("latency_seconds", "L", Histogram::default_buckets(),
+                   {{"route", std::to_string(i)}})
         .observe(0.01 * i);
   }
   for (auto _ : state) benchmark::DoNotOptimize(registry.render());
@@ -91,7 +93,8 @@ void BM_ThreadPoolRunNow(benchmark::State& state) {
   std::atomic<std::int64_t> ran{0};
   std::int64_t submitted = 0;
   for (auto _ : state) {
-    scheduler.schedule_after(Duration::zero(), [&] { ran.fetch_add(1, std::memory_order_relaxed); });
+    scheduler.schedule_after(Duration::zero(),
+                             [&] { ran.fetch_add(1, std::memory_order_relaxed); });
     ++submitted;
   }
   while (ran.load() < submitted) {

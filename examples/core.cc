@@ -48,12 +48,12 @@ void scheduler_timeline(MetricsRegistry& registry) {
   ManualClock clock;
   ManualScheduler scheduler(clock);
   auto& attempts = registry.counter("demo_call_attempts_total", "Calls made to the flaky service");
-  auto& outcome = registry.counter("demo_calls_total", "Finished calls by outcome",
-                                   {{"outcome", "success"}});
-  auto& latency = registry.histogram("demo_call_seconds", "Time from first try to success",
-                                     {0.1, 0.5, 1, 2.5});
-  Backoff backoff(BackoffPolicy{.initial = milliseconds(200), .max_attempts = 5,
-                                .jitter = Jitter::none});
+  auto& outcome =
+      registry.counter("demo_calls_total", "Finished calls by outcome", {{"outcome", "success"}});
+  auto& latency =
+      registry.histogram("demo_call_seconds", "Time from first try to success", {0.1, 0.5, 1, 2.5});
+  Backoff backoff(
+      BackoffPolicy{.initial = milliseconds(200), .max_attempts = 5, .jitter = Jitter::none});
   const TimePoint started = clock.now();
   int failures_left = 3;  // the service fails three times, then recovers
 

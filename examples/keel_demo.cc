@@ -1,7 +1,7 @@
 // keel-demo: the tour. `keel-demo` runs every demo in order, `keel-demo NAME` runs one,
 // `keel-demo --list` lists them.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <exception>
 
@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   }
   std::vector<const keel::demo::Demo*> selected;
   for (const auto& name : names) {
-    auto it = std::find_if(demos.begin(), demos.end(), [&](const auto& d) { return d.name == name; });
+    auto it =
+        std::find_if(demos.begin(), demos.end(), [&](const auto& d) { return d.name == name; });
     if (it == demos.end()) {
       fmt::print(stderr, "keel-demo: no demo called '{}' (see keel-demo --list)\n", name);
       return 2;

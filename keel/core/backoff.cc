@@ -12,10 +12,14 @@ namespace keel {
 
 std::string_view to_string(Jitter jitter) noexcept {
   switch (jitter) {
-    case Jitter::none: return "none";
-    case Jitter::full: return "full";
-    case Jitter::equal: return "equal";
-    case Jitter::decorrelated: return "decorrelated";
+    case Jitter::none:
+      return "none";
+    case Jitter::full:
+      return "full";
+    case Jitter::equal:
+      return "equal";
+    case Jitter::decorrelated:
+      return "decorrelated";
   }
   return "unknown";
 }
@@ -29,13 +33,12 @@ void BackoffPolicy::validate() const {
         fmt::format("BackoffPolicy: multiplier must be a finite number >= 1, got {}", multiplier));
   }
   if (max_delay < initial) {
-    throw std::invalid_argument(fmt::format(
-        "BackoffPolicy: max_delay ({}) must be >= initial ({})", max_delay, initial));
+    throw std::invalid_argument(
+        fmt::format("BackoffPolicy: max_delay ({}) must be >= initial ({})", max_delay, initial));
   }
   if (max_attempts < 0) {
-    throw std::invalid_argument(
-        fmt::format("BackoffPolicy: max_attempts must be >= 0 (0 = unlimited), got {}",
-                    max_attempts));
+    throw std::invalid_argument(fmt::format(
+        "BackoffPolicy: max_attempts must be >= 0 (0 = unlimited), got {}", max_attempts));
   }
 }
 
@@ -69,9 +72,14 @@ std::optional<Duration> Backoff::next() {
   const Duration base = base_delay(policy_, retries_);
   Duration delay = base;
   switch (policy_.jitter) {
-    case Jitter::none: break;
-    case Jitter::full: delay = uniform(Duration::zero(), base); break;
-    case Jitter::equal: delay = base / 2 + uniform(Duration::zero(), base - base / 2); break;
+    case Jitter::none:
+      break;
+    case Jitter::full:
+      delay = uniform(Duration::zero(), base);
+      break;
+    case Jitter::equal:
+      delay = base / 2 + uniform(Duration::zero(), base - base / 2);
+      break;
     case Jitter::decorrelated: {
       const Duration high = std::max(policy_.initial, std::min(policy_.max_delay, previous_ * 3));
       delay = std::min(policy_.max_delay, uniform(policy_.initial, high));

@@ -35,9 +35,9 @@ std::vector<Duration> take(Backoff& backoff, int n) {
 
 TEST(BackoffTest, WithoutJitterDelaysGrowGeometricallyUpToTheCap) {
   Backoff backoff(policy(Jitter::none));
-  EXPECT_EQ(take(backoff, 6), (std::vector<Duration>{milliseconds(100), milliseconds(200),
-                                                     milliseconds(400), milliseconds(800),
-                                                     seconds(1), seconds(1)}));
+  EXPECT_EQ(take(backoff, 6),
+            (std::vector<Duration>{milliseconds(100), milliseconds(200), milliseconds(400),
+                                   milliseconds(800), seconds(1), seconds(1)}));
 }
 
 TEST(BackoffTest, MaxAttemptsCountsTheFirstCall) {
@@ -67,8 +67,8 @@ TEST(BackoffTest, EqualJitterKeepsAtLeastHalfTheBaseDelay) {
 TEST(BackoffTest, DecorrelatedJitterGrowsFromThePreviousDelayAndIsCapped) {
   Backoff backoff(policy(Jitter::decorrelated), fixed({1.0}));
   // Always the top of the range: 3x the previous delay, starting from initial, capped at 1 s.
-  EXPECT_EQ(take(backoff, 4), (std::vector<Duration>{milliseconds(300), milliseconds(900),
-                                                     seconds(1), seconds(1)}));
+  EXPECT_EQ(take(backoff, 4),
+            (std::vector<Duration>{milliseconds(300), milliseconds(900), seconds(1), seconds(1)}));
   Backoff low(policy(Jitter::decorrelated), fixed({0.0}));
   EXPECT_EQ(take(low, 2), (std::vector<Duration>{milliseconds(100), milliseconds(100)}))
       << "never below initial";

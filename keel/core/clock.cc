@@ -54,9 +54,9 @@ void ManualClock::advance(Duration d) {
 void ManualClock::set(TimePoint t) {
   std::lock_guard lock(sources_->mu);
   if (t < now()) {
-    throw std::invalid_argument(fmt::format(
-        "ManualClock::set: {} is before now ({}); time only moves forward",
-        t.time_since_epoch(), now().time_since_epoch()));
+    throw std::invalid_argument(
+        fmt::format("ManualClock::set: {} is before now ({}); time only moves forward",
+                    t.time_since_epoch(), now().time_since_epoch()));
   }
   // Walk through each due deadline so that timers observe their own due time.
   while (auto due = earliest_due_before(t)) {

@@ -43,11 +43,10 @@ TEST(ManualClockTest, TimerSourcesFireAtTheirOwnDueTimesInOrder) {
   std::vector<TimePoint> due = {TimePoint{} + seconds(3), TimePoint{} + seconds(1)};
   std::vector<std::pair<TimePoint, TimePoint>> fired;  // (due, clock.now() while firing)
   auto sub = clock.add_timer_source({
-      .next_due =
-          [&]() -> std::optional<TimePoint> {
-            if (due.empty()) return std::nullopt;
-            return *std::min_element(due.begin(), due.end());
-          },
+      .next_due = [&]() -> std::optional<TimePoint> {
+        if (due.empty()) return std::nullopt;
+        return *std::min_element(due.begin(), due.end());
+      },
       .fire =
           [&](TimePoint now) {
             auto it = std::min_element(due.begin(), due.end());
@@ -68,7 +67,10 @@ TEST(ManualClockTest, DetachedTimerSourceIsNotCalled) {
   ManualClock clock;
   int calls = 0;
   auto sub = clock.add_timer_source({
-      .next_due = [&]() -> std::optional<TimePoint> { ++calls; return clock.now(); },
+      .next_due = [&]() -> std::optional<TimePoint> {
+        ++calls;
+        return clock.now();
+      },
       .fire = [&](TimePoint) { ++calls; },
   });
   sub.unsubscribe();

@@ -77,8 +77,8 @@ std::uint64_t base62_decode(std::string_view text) {
   for (std::size_t i = 0; i < text.size(); ++i) {
     const int digit = kDigitValue[static_cast<unsigned char>(text[i])];
     if (digit < 0) {
-      throw std::invalid_argument(fmt::format(
-          "base62_decode: invalid character at position {} in {}", i, quoted(text)));
+      throw std::invalid_argument(
+          fmt::format("base62_decode: invalid character at position {} in {}", i, quoted(text)));
     }
     const auto d = static_cast<std::uint64_t>(digit);
     if (value > (kMax - d) / 62) {

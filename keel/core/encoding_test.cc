@@ -70,8 +70,7 @@ TEST(DigestTest, KnownVectors) {
   EXPECT_EQ(md5_hex("The quick brown fox jumps over the lazy dog"),
             "9e107d9d372bb6826bd81d3542a419d6");
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(sha256_hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 }  // namespace

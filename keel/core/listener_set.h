@@ -52,7 +52,7 @@ class ListenerSet {
     const Callback callback;
     std::mutex mu;
     std::condition_variable idle;
-    int in_flight = 0;  // GUARDED_BY(mu)
+    int in_flight = 0;   // GUARDED_BY(mu)
     bool active = true;  // GUARDED_BY(mu)
   };
   struct State {

@@ -18,9 +18,9 @@ Histogram::Histogram(std::vector<double> upper_bounds) : bounds_(std::move(upper
           fmt::format("Histogram: bucket bound {} is not finite (+Inf is implicit)", bounds_[i]));
     }
     if (i > 0 && bounds_[i] <= bounds_[i - 1]) {
-      throw std::invalid_argument(fmt::format(
-          "Histogram: bucket bounds must increase strictly, got {} after {}", bounds_[i],
-          bounds_[i - 1]));
+      throw std::invalid_argument(
+          fmt::format("Histogram: bucket bounds must increase strictly, got {} after {}",
+                      bounds_[i], bounds_[i - 1]));
     }
   }
   counts_ = std::make_unique<std::atomic<std::uint64_t>[]>(bounds_.size() + 1);
@@ -34,9 +34,7 @@ void Histogram::observe(double value) noexcept {
   sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
-void Histogram::observe(Duration d) noexcept {
-  observe(std::chrono::duration<double>(d).count());
-}
+void Histogram::observe(Duration d) noexcept { observe(std::chrono::duration<double>(d).count()); }
 
 Histogram::Snapshot Histogram::snapshot() const {
   Snapshot s;
@@ -86,10 +84,17 @@ std::string escape_label_value(std::string_view value) {
   out.reserve(value.size());
   for (char c : value) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -100,9 +105,14 @@ std::string escape_help(std::string_view help) {
   out.reserve(help.size());
   for (char c : help) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -146,9 +156,12 @@ enum class Type { counter, gauge, histogram };
 
 std::string_view type_name(Type type) {
   switch (type) {
-    case Type::counter: return "counter";
-    case Type::gauge: return "gauge";
-    case Type::histogram: return "histogram";
+    case Type::counter:
+      return "counter";
+    case Type::gauge:
+      return "gauge";
+    case Type::histogram:
+      return "histogram";
   }
   return "untyped";
 }
@@ -232,8 +245,8 @@ struct MetricsRegistry::Impl {
                                                 name, type_name(f->type), type_name(type)));
       }
       if (bounds && *bounds != f->bounds) {
-        throw std::invalid_argument(fmt::format(
-            "MetricsRegistry: histogram '{}' already exists with other buckets", name));
+        throw std::invalid_argument(
+            fmt::format("MetricsRegistry: histogram '{}' already exists with other buckets", name));
       }
       return *f;
     }
@@ -249,8 +262,8 @@ struct MetricsRegistry::Impl {
   static void validate_labels(const Family& family, const Labels& labels) {
     for (const auto& [label, value] : labels) {
       if (!prometheus::is_valid_label_name(label)) {
-        throw std::invalid_argument(fmt::format(
-            "MetricsRegistry: invalid label name '{}' on '{}'", label, family.name));
+        throw std::invalid_argument(
+            fmt::format("MetricsRegistry: invalid label name '{}' on '{}'", label, family.name));
       }
       if (family.type == Type::histogram && label == "le") {
         throw std::invalid_argument(fmt::format(
@@ -272,8 +285,8 @@ struct MetricsRegistry::Impl {
     validate_labels(family, labels);
     if (auto existing = find(family, labels)) {
       if (existing->read) {
-        throw std::invalid_argument(fmt::format(
-            "MetricsRegistry: '{}{}' is a function series", family.name, render_labels(labels)));
+        throw std::invalid_argument(fmt::format("MetricsRegistry: '{}{}' is a function series",
+                                                family.name, render_labels(labels)));
       }
       return *existing;
     }

@@ -59,7 +59,8 @@ class Gauge {
 // observe() is O(log buckets) and lock-free.
 class Histogram {
  public:
-  // REQUIRES: bounds finite and strictly increasing (else std::invalid_argument). Empty = only +Inf.
+  // REQUIRES: bounds finite and strictly increasing (else std::invalid_argument). Empty = only
+  // +Inf.
   explicit Histogram(std::vector<double> upper_bounds);
 
   void observe(double value) noexcept;
@@ -67,8 +68,8 @@ class Histogram {
   void observe(Duration d) noexcept;
 
   struct Snapshot {
-    std::vector<double> upper_bounds;          // without +Inf
-    std::vector<std::uint64_t> cumulative;     // per bound, then +Inf (== count)
+    std::vector<double> upper_bounds;       // without +Inf
+    std::vector<std::uint64_t> cumulative;  // per bound, then +Inf (== count)
     double sum = 0;
     std::uint64_t count = 0;
   };

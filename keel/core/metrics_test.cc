@@ -18,8 +18,7 @@ using ::testing::HasSubstr;
 // Parses `text` with the reference Prometheus client's parser (tests/support/parse_prometheus.py)
 // and returns its samples as "type name labels value" lines.
 std::set<std::string> parse_with_reference_parser(const std::string& text) {
-  const auto result =
-      testing::run_command({KEEL_PYTHON3, KEEL_PROMETHEUS_PARSER}, text);
+  const auto result = testing::run_command({KEEL_PYTHON3, KEEL_PROMETHEUS_PARSER}, text);
   EXPECT_EQ(result.exit_code, 0) << "the reference parser rejected the output:\n"
                                  << result.err << "\n--- input ---\n"
                                  << text;
@@ -141,8 +140,7 @@ TEST(MetricsRegistryTest, RejectsInvalidNamesAndTypeClashes) {
   registry.histogram("h2", "H", {1, 2});
   EXPECT_THROW(registry.histogram("h2", "H", {1, 3}), std::invalid_argument);
   auto sub = registry.counter_fn("fn_total", "F", {}, [] { return 1.0; });
-  EXPECT_THROW(registry.counter_fn("fn_total", "F", {}, [] { return 2.0; }),
-               std::invalid_argument);
+  EXPECT_THROW(registry.counter_fn("fn_total", "F", {}, [] { return 2.0; }), std::invalid_argument);
   try {
     registry.counter("bad name", "X");
     FAIL() << "expected invalid_argument";

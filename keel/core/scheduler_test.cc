@@ -64,9 +64,8 @@ TEST_F(ManualSchedulerTest, TasksScheduledByTasksFireInTheSameAdvanceWhenDue) {
 }
 
 TEST_F(ManualSchedulerTest, TaskDueLaterThanTheAdvanceWaitsForTheNextOne) {
-  scheduler_.schedule_after(milliseconds(500), [&] {
-    scheduler_.schedule_after(seconds(1), record("late"));
-  });
+  scheduler_.schedule_after(milliseconds(500),
+                            [&] { scheduler_.schedule_after(seconds(1), record("late")); });
   clock_.advance(seconds(1));
   EXPECT_TRUE(log_.empty());
   clock_.advance(milliseconds(500));
@@ -112,7 +111,8 @@ TEST_F(ManualSchedulerTest, CancellingReleasesTheTaskCapturesAtOnce) {
 }
 
 TEST_F(ManualSchedulerTest, ThrowingTaskIsCountedAndDoesNotStopOthers) {
-  scheduler_.schedule_after(seconds(1), [] { throw std::runtime_error("task failure (expected)"); });
+  scheduler_.schedule_after(seconds(1),
+                            [] { throw std::runtime_error("task failure (expected)"); });
   scheduler_.schedule_after(seconds(1), record("b"));
   clock_.advance(seconds(1));
   EXPECT_EQ(log_, (std::vector<std::string>{"b@1000"}));
@@ -200,7 +200,8 @@ TEST(ThreadPoolSchedulerTest, CancelShutdownDropsPendingTasks) {
   ThreadPoolScheduler scheduler(2);
   std::atomic<int> runs{0};
   std::vector<TaskHandle> handles;
-  for (int i = 0; i < 10; ++i) handles.push_back(scheduler.schedule_after(hours(1), [&] { ++runs; }));
+  for (int i = 0; i < 10; ++i)
+    handles.push_back(scheduler.schedule_after(hours(1), [&] { ++runs; }));
   scheduler.shutdown(ShutdownMode::cancel);
   EXPECT_EQ(runs.load(), 0);
   for (const auto& h : handles) EXPECT_TRUE(h.cancelled());

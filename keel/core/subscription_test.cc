@@ -22,7 +22,9 @@ TEST(SubscriptionTest, UnsubscribeRunsDetachOnceAndIsIdempotent) {
 
 TEST(SubscriptionTest, DestructionUnsubscribes) {
   int detached = 0;
-  { Subscription sub([&] { ++detached; }); }
+  {
+    Subscription sub([&] { ++detached; });
+  }
   EXPECT_EQ(detached, 1);
 }
 
