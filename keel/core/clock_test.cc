@@ -78,6 +78,15 @@ TEST(ManualClockTest, DetachedTimerSourceIsNotCalled) {
   EXPECT_EQ(calls, 0);
 }
 
+TEST(ManualClockTest, TimerSourceNeedsBothFunctions) {
+  ManualClock clock;
+  EXPECT_THROW(clock.add_timer_source({.next_due = {}, .fire = [](TimePoint) {}}),
+               std::invalid_argument);
+  EXPECT_THROW(
+      clock.add_timer_source({.next_due = [] { return std::optional<TimePoint>{}; }, .fire = {}}),
+      std::invalid_argument);
+}
+
 TEST(ManualClockTest, ConcurrentAdvancesAddUp) {
   ManualClock clock;
   std::vector<std::thread> threads;

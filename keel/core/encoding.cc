@@ -75,12 +75,12 @@ std::uint64_t base62_decode(std::string_view text) {
   constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
   std::uint64_t value = 0;
   for (std::size_t i = 0; i < text.size(); ++i) {
-    const int digit = kDigitValue[static_cast<unsigned char>(text[i])];
+    const std::int8_t digit = kDigitValue[static_cast<unsigned char>(text[i])];
     if (digit < 0) {
       throw std::invalid_argument(
           fmt::format("base62_decode: invalid character at position {} in {}", i, quoted(text)));
     }
-    const auto d = static_cast<std::uint64_t>(digit);
+    const auto d = static_cast<std::uint64_t>(static_cast<unsigned char>(digit));
     if (value > (kMax - d) / 62) {
       throw std::invalid_argument(
           fmt::format("base62_decode: {} overflows a 64-bit unsigned integer", quoted(text)));

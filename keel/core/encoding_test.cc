@@ -23,7 +23,7 @@ TEST(Base62Test, KnownValues) {
 TEST(Base62Test, FixedWidthPadsWithZeros) {
   EXPECT_EQ(base62_encode(61, 7), "000000z");
   EXPECT_EQ(base62_encode(0, 3), "000");
-  EXPECT_THROW(base62_encode(62 * 62, 2), std::invalid_argument);
+  EXPECT_THROW(base62_encode(std::uint64_t{62} * 62, 2), std::invalid_argument);
 }
 
 TEST(Base62Test, RoundTripsRandomValuesAndKeepsOrderAtFixedWidth) {

@@ -330,13 +330,11 @@ Gauge& MetricsRegistry::gauge(std::string_view name, std::string_view help, cons
 
 Histogram& MetricsRegistry::histogram(std::string_view name, std::string_view help,
                                       std::vector<double> upper_bounds, const Labels& labels) {
-  Histogram probe(upper_bounds);  // validates the bounds before touching the registry
+  // Built (and its bounds validated) before the registry is touched; dropped if the series exists.
+  auto created = std::make_unique<Histogram>(std::move(upper_bounds));
   std::lock_guard lock(impl_->mu);
-  auto& f = impl_->family(name, help, Type::histogram, &upper_bounds);
-  return *impl_
-              ->series(f, labels,
-                       [&](Series& s) { s.histogram = std::make_unique<Histogram>(upper_bounds); })
-              .histogram;
+  auto& f = impl_->family(name, help, Type::histogram, &created->upper_bounds());
+  return *impl_->series(f, labels, [&](Series& s) { s.histogram = std::move(created); }).histogram;
 }
 
 Subscription MetricsRegistry::counter_fn(std::string_view name, std::string_view help,

@@ -23,7 +23,7 @@ class ManualSchedulerTest : public ::testing::Test {
   ManualScheduler scheduler_{clock_};
   std::vector<std::string> log_;
 
-  Task record(std::string name) {
+  Task record(const std::string& name) {
     return [this, name] {
       log_.push_back(name + "@" + std::to_string((clock_.now() - TimePoint{}) / milliseconds(1)));
     };

@@ -78,6 +78,12 @@ TEST(ListenerSetTest, ListenerMayUnsubscribeItselfFromInsideTheCallback) {
   EXPECT_EQ(calls, 1);
 }
 
+TEST(ListenerSetTest, EmptyCallbackIsRejected) {
+  ListenerSet<int> listeners;
+  EXPECT_THROW(listeners.add(nullptr), std::invalid_argument);
+  EXPECT_TRUE(listeners.empty());
+}
+
 TEST(ListenerSetTest, SubscriptionOutlivingTheSetIsHarmless) {
   Subscription sub;
   {
