@@ -66,7 +66,7 @@ std::filesystem::path find_bin_dir() {
 // the Debian package creates.
 std::optional<std::string> server_user() {
   if (::geteuid() != 0) return std::nullopt;
-  if (::getpwnam("postgres") == nullptr) {
+  if (!find_user("postgres")) {
     throw std::runtime_error(
         "PostgreSQL cannot run as root and there is no 'postgres' user to run it as: install the "
         "Debian package 'postgresql' (scripts/bootstrap installs it)");
@@ -75,8 +75,8 @@ std::optional<std::string> server_user() {
 }
 
 void give_to(const std::filesystem::path& path, const std::string& user) {
-  const passwd* entry = ::getpwnam(user.c_str());
-  if (entry == nullptr || ::chown(path.c_str(), entry->pw_uid, entry->pw_gid) != 0) {
+  const auto ids = find_user(user);
+  if (!ids || ::chown(path.c_str(), ids->uid, ids->gid) != 0) {
     throw std::system_error(errno, std::generic_category(),
                             fmt::format("chown {} to {}", path.string(), user));
   }

@@ -55,16 +55,11 @@ struct Credentials {
 
 std::optional<Credentials> credentials_for(const std::optional<std::string>& user) {
   if (!user || ::geteuid() != 0) return std::nullopt;
-  passwd entry{};
-  passwd* found = nullptr;
-  std::vector<char> buffer(16384);
-  if (::getpwnam_r(user->c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
-      found == nullptr) {
-    throw std::runtime_error(fmt::format("cannot run as user '{}': no such user", *user));
-  }
-  Credentials credentials{entry.pw_uid, entry.pw_gid, std::vector<gid_t>(32)};
+  const auto ids = find_user(*user);
+  if (!ids) throw std::runtime_error(fmt::format("cannot run as user '{}': no such user", *user));
+  Credentials credentials{ids->uid, ids->gid, std::vector<gid_t>(32)};
   int count = static_cast<int>(credentials.groups.size());
-  while (::getgrouplist(user->c_str(), entry.pw_gid, credentials.groups.data(), &count) < 0) {
+  while (::getgrouplist(user->c_str(), ids->gid, credentials.groups.data(), &count) < 0) {
     credentials.groups.resize(static_cast<std::size_t>(count) + 1);
     count = static_cast<int>(credentials.groups.size());
   }
@@ -127,7 +122,7 @@ bool redirect(int from, int to) noexcept {
   // unstoppable.
   sigset_t none;
   ::sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
   for (const int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) {
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
@@ -187,7 +182,8 @@ SpawnOutcome spawn_child(const ChildSetup& setup) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  return {-1, fmt::format("{} failed: {}", describe(failure.step), std::strerror(failure.error))};
+  return {-1, fmt::format("{} failed: {}", describe(failure.step),
+                          std::system_category().message(failure.error))};
 }
 
 // The program to exec, or an explanation of why there is none.
@@ -282,6 +278,7 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
 std::optional<std::filesystem::path> find_program(
     std::string_view name, const std::vector<std::filesystem::path>& fallback_dirs) {
   std::vector<std::filesystem::path> dirs;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): nothing in the tests calls setenv.
   if (const char* path = std::getenv("PATH"); path != nullptr) {
     std::string_view rest(path);
     while (true) {
@@ -303,11 +300,19 @@ std::optional<std::filesystem::path> find_program(
   return std::nullopt;
 }
 
+namespace {
+// sigdescr_np (glibc >= 2.32) is the thread-safe strsignal.
+const char* signal_name(int sig) {
+  const char* name = ::sigdescr_np(sig);
+  return name != nullptr ? name : "unknown signal";
+}
+}  // namespace
+
 std::string describe_wait_status(int wait_status) {
   if (WIFEXITED(wait_status)) return fmt::format("exited with code {}", WEXITSTATUS(wait_status));
   if (WIFSIGNALED(wait_status)) {
     const int sig = WTERMSIG(wait_status);
-    return fmt::format("killed by signal {} ({})", sig, ::strsignal(sig));
+    return fmt::format("killed by signal {} ({})", sig, signal_name(sig));
   }
   return fmt::format("wait status {:#x}", wait_status);
 }
@@ -326,7 +331,7 @@ std::string tail_of_file(const std::filesystem::path& file, std::size_t max_byte
 
 ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv,
                                  const std::filesystem::path& log_file,
-                                 std::optional<std::string> run_as_user) {
+                                 const std::optional<std::string>& run_as_user) {
   std::string error;
   const auto program = resolve(argv, error);
   const std::string name = argv.empty() ? std::string() : argv.front();
@@ -399,6 +404,17 @@ void ChildProcess::reap(bool block) noexcept {
   while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
   wait_status_ = status;
+}
+
+std::optional<UserIds> find_user(const std::string& name) {
+  passwd entry{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (::getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return std::nullopt;
+  }
+  return UserIds{entry.pw_uid, entry.pw_gid};
 }
 
 }  // namespace keel::testing

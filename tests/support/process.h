@@ -42,6 +42,13 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
 std::optional<std::filesystem::path> find_program(
     std::string_view name, const std::vector<std::filesystem::path>& fallback_dirs = {});
 
+// A user's ids, looked up with the thread-safe getpwnam_r; nullopt when there is no such user.
+struct UserIds {
+  uid_t uid;
+  gid_t gid;
+};
+std::optional<UserIds> find_user(const std::string& name);
+
 // "exited with code 3" / "killed by signal 9 (Killed)", for failure messages.
 std::string describe_wait_status(int wait_status);
 
@@ -64,7 +71,7 @@ class ChildProcess {
   // started (not found, not executable, unknown user, unwritable log file).
   static ChildProcess spawn(const std::vector<std::string>& argv,
                             const std::filesystem::path& log_file,
-                            std::optional<std::string> run_as_user = {});
+                            const std::optional<std::string>& run_as_user = {});
 
   ChildProcess() = default;
   ~ChildProcess();

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
 
 #include "tests/support/free_port.h"
 #include "tests/support/process.h"
@@ -89,9 +90,9 @@ TEST(SupportRunCommandTest, KilledCommandReports128PlusSignal) {
 }
 
 TEST(SupportRunCommandTest, RunsAsAnotherUserOnlyWhenRoot) {
-  const passwd* nobody = ::getpwnam("nobody");
-  ASSERT_NE(nobody, nullptr) << "the 'nobody' user is missing";
-  const uid_t expected = ::geteuid() == 0 ? nobody->pw_uid : ::geteuid();
+  const auto nobody = find_user("nobody");
+  ASSERT_TRUE(nobody.has_value()) << "the 'nobody' user is missing";
+  const uid_t expected = ::geteuid() == 0 ? nobody->uid : ::geteuid();
   const CommandResult result = run_command({"id", "-u"}, {}, "nobody");
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.out, std::to_string(expected) + "\n");
@@ -322,7 +323,7 @@ TEST(SupportFreePortTest, ReturnsAPortThatCanBeBound) {
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   address.sin_port = htons(port);
   EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0)
-      << "port " << port << ": " << std::strerror(errno);
+      << "port " << port << ": " << std::system_category().message(errno);
   ::close(fd);
 }
 

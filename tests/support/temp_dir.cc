@@ -13,6 +13,7 @@ namespace keel::testing {
 namespace {
 
 std::filesystem::path temp_root() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): nothing in the tests calls setenv.
   const char* tmpdir = std::getenv("TMPDIR");
   return tmpdir != nullptr && *tmpdir != '\0' ? std::filesystem::path(tmpdir)
                                               : std::filesystem::path("/tmp");
