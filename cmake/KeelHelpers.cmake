@@ -17,7 +17,7 @@ function(keel_add_component name)
   set_property(GLOBAL APPEND PROPERTY KEEL_COMPONENTS ${target})
 
   file(GLOB headers CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.h)
-  list(FILTER headers EXCLUDE REGEX "_test\\.h$")
+  list(FILTER headers EXCLUDE REGEX "(_test|_conformance)\\.h$")
   set_property(TARGET ${target} PROPERTY KEEL_PUBLIC_HEADERS ${headers})
   set_property(TARGET ${target} PROPERTY KEEL_UMBRELLA_HEADER
                ${PROJECT_SOURCE_DIR}/keel/${name}.h)

@@ -4,6 +4,7 @@
 #include "keel/core/backoff.h"
 #include "keel/core/clock.h"
 #include "keel/core/encoding.h"
+#include "keel/core/errors.h"
 #include "keel/core/listener_set.h"
 #include "keel/core/metrics.h"
 #include "keel/core/scheduler.h"

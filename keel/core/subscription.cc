@@ -2,6 +2,8 @@
 
 #include "keel/core/listener_set.h"
 
+#include <memory>
+
 namespace keel {
 
 Subscription& Subscription::operator=(Subscription&& other) noexcept {
@@ -10,6 +12,13 @@ Subscription& Subscription::operator=(Subscription&& other) noexcept {
     detach_ = std::exchange(other.detach_, nullptr);
   }
   return *this;
+}
+
+Subscription Subscription::all(std::vector<Subscription> parts) {
+  auto held = std::make_shared<std::vector<Subscription>>(std::move(parts));
+  return Subscription([held] {
+    while (!held->empty()) held->pop_back();
+  });
 }
 
 void Subscription::unsubscribe() noexcept {

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <utility>
+#include <vector>
 
 namespace keel {
 
@@ -21,6 +22,9 @@ class Subscription {
   Subscription(const Subscription&) = delete;
   Subscription& operator=(const Subscription&) = delete;
   ~Subscription() { unsubscribe(); }
+
+  // One handle for several: ending it ends each part, in reverse order.
+  static Subscription all(std::vector<Subscription> parts);
 
   // Idempotent.
   void unsubscribe() noexcept;

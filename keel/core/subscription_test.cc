@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <vector>
 #include <thread>
 
 #include "keel/core/listener_set.h"
@@ -40,6 +41,16 @@ TEST(SubscriptionTest, MoveTransfersOwnership) {
   EXPECT_EQ(detached, 0);
   c = Subscription();
   EXPECT_EQ(detached, 1) << "assigning over an active subscription unsubscribes it";
+}
+
+TEST(SubscriptionTest, AllEndsEveryPartInReverseOrder) {
+  std::vector<int> ended;
+  std::vector<Subscription> parts;
+  for (int i = 0; i < 3; ++i) parts.emplace_back([&ended, i] { ended.push_back(i); });
+  Subscription all = Subscription::all(std::move(parts));
+  EXPECT_TRUE(ended.empty());
+  all.unsubscribe();
+  EXPECT_EQ(ended, (std::vector<int>{2, 1, 0}));
 }
 
 TEST(ListenerSetTest, NotifiesInOrderUntilUnsubscribed) {
