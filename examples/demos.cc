@@ -5,11 +5,15 @@
 namespace keel::demo {
 
 void run_core_demo();
+void run_rate_limiter_demo();
 
 const std::vector<Demo>& all_demos() {
   static const std::vector<Demo> demos = {
       {"core", "clock, scheduler on a manual clock, backoff delays, Prometheus metrics",
        run_core_demo},
+      {"rate_limiter",
+       "token bucket under a burst; six algorithms on the same traffic (table + SVG chart)",
+       run_rate_limiter_demo},
   };
   return demos;
 }
