@@ -115,8 +115,8 @@ TEST(GcraTest, AgreesWithTheTokenBucketOnRandomTraffic) {
     std::uniform_int_distribution<std::int64_t> permits(1, burst + 2);
     std::exponential_distribution<double> gap_seconds(2.0 * rate);  // twice as fast as allowed
     for (int i = 0; i < 400; ++i) {
-      clock.advance(std::chrono::duration_cast<Duration>(
-          std::chrono::duration<double>(gap_seconds(rng))));
+      clock.advance(
+          std::chrono::duration_cast<Duration>(std::chrono::duration<double>(gap_seconds(rng))));
       const std::int64_t n = permits(rng);
       const Decision a = bucket.try_acquire(n);
       const Decision b = gcra.try_acquire(n);
@@ -227,6 +227,19 @@ TEST(TokenBucketTest, SetRateKeepsTheDebtOfReservations) {
   EXPECT_EQ(bucket.try_acquire().retry_after, seconds(2));
 }
 
+TEST(TokenBucketTest, ManyChangesWrapTheParameterGeneration) {
+  ManualClock clock;
+  TokenBucket bucket(1, 100, clock);
+  ASSERT_TRUE(bucket.try_acquire(100).allowed);
+  for (int i = 1; i <= 40; ++i) {  // 16 generations, wrapped twice and a half
+    bucket.set_rate(i % 2 == 0 ? 1 : 2);
+    clock.advance(seconds(1));
+  }
+  // 20 seconds at 2/s and 20 at 1/s (each second runs at the rate set just before it).
+  EXPECT_NEAR(bucket.available(), 60.0, 1e-6);
+  EXPECT_DOUBLE_EQ(bucket.rate(), 1.0);
+}
+
 TEST(TokenBucketTest, ShrinkingCapacityDropsTokensAboveIt) {
   ManualClock clock;
   TokenBucket bucket(1, 10, clock);
@@ -282,9 +295,9 @@ TEST(LeakyBucketTest, ReserveShapesABurstIntoAConstantRate) {
   for (int i = 0; i < 6; ++i) {
     if (auto delay = shaper.reserve()) departures.push_back(*delay);
   }
-  EXPECT_EQ(departures, (std::vector<Duration>{Duration::zero(), milliseconds(100),
-                                               milliseconds(200), milliseconds(300),
-                                               milliseconds(400)}))
+  EXPECT_EQ(departures,
+            (std::vector<Duration>{Duration::zero(), milliseconds(100), milliseconds(200),
+                                   milliseconds(300), milliseconds(400)}))
       << "a burst of 6 leaves one per 100 ms; the sixth does not fit";
   clock.advance(milliseconds(100));
   const auto next = shaper.reserve();

@@ -69,13 +69,15 @@ TEST_P(EveryAlgorithm, ThreadsWhileTimeMovesStayWithinTheBound) {
   EXPECT_GE(admitted.load(), limit.amount);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Limits, EveryAlgorithm,
-    ::testing::Values(Limit::token_bucket(100, 50), Limit::gcra(100, 50),
-                      Limit::leaky_bucket(100, 50), Limit::fixed_window(50, seconds(1)),
-                      Limit::sliding_window_log(50, seconds(1)),
-                      Limit::sliding_window_counter(50, seconds(1))),
-    [](const auto& param) { return std::string(to_string(param.param.algorithm)); });
+INSTANTIATE_TEST_SUITE_P(Limits, EveryAlgorithm,
+                         ::testing::Values(Limit::token_bucket(100, 50), Limit::gcra(100, 50),
+                                           Limit::leaky_bucket(100, 50),
+                                           Limit::fixed_window(50, seconds(1)),
+                                           Limit::sliding_window_log(50, seconds(1)),
+                                           Limit::sliding_window_counter(50, seconds(1))),
+                         [](const auto& param) {
+                           return std::string(to_string(param.param.algorithm));
+                         });
 
 TEST(BucketConcurrencyTest, SetRateWhileThreadsAcquire) {
   ManualClock clock;

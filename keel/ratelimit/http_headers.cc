@@ -41,8 +41,8 @@ Headers rate_limit_headers(const Decision& decision, const HeaderOptions& option
     std::string policy = fmt::format("\"{}\";q={}", options.policy, decision.limit);
     if (options.window) policy += fmt::format(";w={}", header_seconds(*options.window));
     headers.emplace_back("RateLimit-Policy", std::move(policy));
-    headers.emplace_back("RateLimit", fmt::format("\"{}\";r={};t={}", options.policy,
-                                                  decision.remaining, reset));
+    headers.emplace_back(
+        "RateLimit", fmt::format("\"{}\";r={};t={}", options.policy, decision.remaining, reset));
   }
   if (options.legacy_fields) {
     headers.emplace_back("X-RateLimit-Limit", fmt::format("{}", decision.limit));

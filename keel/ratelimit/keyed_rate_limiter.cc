@@ -44,9 +44,9 @@ struct KeyedRateLimiter::Shard {
 
   std::mutex mutex;
   std::unordered_map<std::string, Node, StringHash, std::equal_to<>> nodes;  // guarded by mutex
-  Node* head = nullptr;                                                    // guarded by mutex
-  Node* tail = nullptr;                                                    // guarded by mutex
-  std::uint64_t allowed = 0, denied = 0, idle_dropped = 0, evicted = 0;    // guarded by mutex
+  Node* head = nullptr;                                                      // guarded by mutex
+  Node* tail = nullptr;                                                      // guarded by mutex
+  std::uint64_t allowed = 0, denied = 0, idle_dropped = 0, evicted = 0;      // guarded by mutex
 
   void unlink(Node* n) {
     (n->prev ? n->prev->next : head) = n->next;

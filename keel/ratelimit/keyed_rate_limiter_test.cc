@@ -30,7 +30,7 @@ TEST(KeyedRateLimiterTest, DropsIdleKeysBeforeBusyOnes) {
   ManualClock clock;
   KeyedRateLimiter limiter(Limit::fixed_window(1, seconds(10)), {.max_keys = 2, .shards = 1},
                            clock);
-  ASSERT_TRUE(limiter.allow("busy"));   // its window is used up
+  ASSERT_TRUE(limiter.allow("busy"));  // its window is used up
   ASSERT_TRUE(limiter.allow("idle"));
   clock.advance(seconds(10));           // both windows over: both full again
   ASSERT_TRUE(limiter.allow("busy"));   // busy is used again, idle is still full
@@ -96,8 +96,7 @@ TEST(KeyedRateLimiterTest, TakesAnyFactory) {
 
 TEST(KeyedRateLimiterTest, RejectsInvalidInput) {
   EXPECT_THROW(KeyedRateLimiter(KeyedRateLimiter::Factory{}), std::invalid_argument);
-  EXPECT_THROW(KeyedRateLimiter(Limit::token_bucket(1, 1), {.max_keys = 0}),
-               std::invalid_argument);
+  EXPECT_THROW(KeyedRateLimiter(Limit::token_bucket(1, 1), {.max_keys = 0}), std::invalid_argument);
   Limit broken = Limit::fixed_window(1, seconds(1));
   broken.window = Duration::zero();
   EXPECT_THROW(KeyedRateLimiter{broken}, std::invalid_argument);

@@ -37,7 +37,8 @@ class LeakyBucket final : public RateLimiter {
  private:
   struct Fit {
     bool fits;
-    std::int64_t now, start, end;  // start: when the queue ahead has drained; end: with this request
+    std::int64_t now, start,
+        end;  // start: when the queue ahead has drained; end: with this request
   };
   Fit fit(std::int64_t permits) const;  // REQUIRES: mutex_ held
   std::int64_t now_ns() const { return (clock_.now() - origin_).count(); }

@@ -44,10 +44,10 @@ Algorithm parse_algorithm(std::string_view name) {
   for (const auto& [a, n] : kNames) {
     if (n == name) return a;
   }
-  throw std::invalid_argument(fmt::format(
-      "unknown rate-limit algorithm '{}' (expected token_bucket, gcra, leaky_bucket, "
-      "fixed_window, sliding_window_log or sliding_window_counter)",
-      name));
+  throw std::invalid_argument(
+      fmt::format("unknown rate-limit algorithm '{}' (expected token_bucket, gcra, leaky_bucket, "
+                  "fixed_window, sliding_window_log or sliding_window_counter)",
+                  name));
 }
 
 Limit Limit::token_bucket(double rate_per_second, std::int64_t capacity) {

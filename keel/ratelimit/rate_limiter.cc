@@ -5,8 +5,7 @@
 
 namespace keel::ratelimit {
 
-Subscription RateLimiter::register_metrics(MetricsRegistry& registry,
-                                           std::string_view name) const {
+Subscription RateLimiter::register_metrics(MetricsRegistry& registry, std::string_view name) const {
   constexpr std::string_view kName = "keel_ratelimit_decisions_total";
   constexpr std::string_view kHelp = "Rate-limit decisions by outcome";
   const std::string limiter(name);

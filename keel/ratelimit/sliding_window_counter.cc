@@ -42,8 +42,9 @@ Decision SlidingWindowCounter::try_acquire(std::int64_t permits) {
   const long double w = static_cast<long double>(window_.count());
   const long double weighted =
       static_cast<long double>(previous_) * (w - static_cast<long double>(elapsed.count())) / w;
-  const bool allowed = permits <= limit_ && weighted + static_cast<long double>(current_ + permits) <=
-                                                static_cast<long double>(limit_);
+  const bool allowed =
+      permits <= limit_ &&
+      weighted + static_cast<long double>(current_ + permits) <= static_cast<long double>(limit_);
   if (allowed) current_ += permits;
 
   const TimePoint window_start = now - elapsed;
@@ -52,10 +53,10 @@ Decision SlidingWindowCounter::try_acquire(std::int64_t permits) {
     if (permits > limit_) {
       retry_after = Duration::max();
     } else if (current_ + permits <= limit_) {  // the previous window decays enough in this one
-      retry_after = window_start + decay_until(previous_, limit_ - current_ - permits, window_) - now;
-    } else {  // wait for the next window, where this one's count decays
       retry_after =
-          window_start + window_ + decay_until(current_, limit_ - permits, window_) - now;
+          window_start + decay_until(previous_, limit_ - current_ - permits, window_) - now;
+    } else {  // wait for the next window, where this one's count decays
+      retry_after = window_start + window_ + decay_until(current_, limit_ - permits, window_) - now;
     }
   }
   Duration reset_after{};

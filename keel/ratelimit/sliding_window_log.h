@@ -40,9 +40,9 @@ class SlidingWindowLog final : public RateLimiter {
   const std::int64_t limit_;
   const Duration window_;
   mutable std::mutex mutex_;
-  std::vector<Entry> ring_;   // circular buffer, grown on demand up to limit_ entries
-  std::size_t head_ = 0;      // oldest entry
-  std::size_t size_ = 0;      // entries in use
+  std::vector<Entry> ring_;     // circular buffer, grown on demand up to limit_ entries
+  std::size_t head_ = 0;        // oldest entry
+  std::size_t size_ = 0;        // entries in use
   std::int64_t in_window_ = 0;  // sum of their permits
 };
 

@@ -42,8 +42,7 @@ MemoryStore::MemoryStore(KeyedOptions options, const Clock& clock)
 
 MemoryStore::~MemoryStore() = default;
 
-Decision MemoryStore::try_acquire(std::string_view key, const Limit& limit,
-                                  std::int64_t permits) {
+Decision MemoryStore::try_acquire(std::string_view key, const Limit& limit, std::int64_t permits) {
   limit.validate();
   internal::require_permits(permits);
   if (key.empty()) throw std::invalid_argument("rate-limit key must not be empty");

@@ -98,8 +98,7 @@ TEST_P(StoreConformanceTest, TokenBucketBurstsThenRefillsAtTheRate) {
 
 TEST_P(StoreConformanceTest, GcraAdmitsLikeTheTokenBucket) {
   const Limit limit = Limit::gcra(10, 5);
-  expect_bucket_behaviour(*this, clock_,
-                          [&](std::int64_t n) { return acquire("gcra", limit, n); });
+  expect_bucket_behaviour(*this, clock_, [&](std::int64_t n) { return acquire("gcra", limit, n); });
 }
 
 TEST_P(StoreConformanceTest, LeakyBucketAdmitsWhatFitsAndDrainsAtTheLeakRate) {

@@ -21,8 +21,7 @@ class TokenBucket final : public internal::AtomicBucket {
  public:
   // Throws std::invalid_argument for rate <= 0, NaN or infinite, capacity <= 0, or a capacity
   // that takes over two years to refill.
-  TokenBucket(double rate_per_second, std::int64_t capacity,
-              const Clock& clock = default_clock());
+  TokenBucket(double rate_per_second, std::int64_t capacity, const Clock& clock = default_clock());
 
   Decision try_acquire(std::int64_t permits = 1) override;
 

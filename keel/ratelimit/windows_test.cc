@@ -122,7 +122,8 @@ TEST(SlidingWindowCounterTest, AWindowWithoutTrafficForgetsEverything) {
   EXPECT_FALSE(limiter.is_full());
   clock.advance(seconds(1));
   EXPECT_FALSE(limiter.is_full()) << "the count still weighs in the next window";
-  EXPECT_EQ(limiter.try_acquire().reset_after, seconds(1)) << "when the previous count stops weighing";
+  EXPECT_EQ(limiter.try_acquire().reset_after, seconds(1))
+      << "when the previous count stops weighing";
   clock.advance(seconds(3));
   EXPECT_TRUE(limiter.is_full());
   EXPECT_TRUE(limiter.try_acquire(4).allowed);

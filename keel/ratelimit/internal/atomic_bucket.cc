@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 
 #include "keel/ratelimit/internal/validate.h"
@@ -33,22 +35,24 @@ BucketParams make_bucket_params(double rate_per_second, std::int64_t capacity,
   require_positive(capacity, capacity_name);
   const double interval = std::round(1e9 / rate_per_second);
   if (rate_per_second > 1e9) {
-    throw std::invalid_argument(
-        fmt::format("{} must be at most 1e9 (one per nanosecond), got {}", rate_name,
-                    rate_per_second));
+    throw std::invalid_argument(fmt::format("{} must be at most 1e9 (one per nanosecond), got {}",
+                                            rate_name, rate_per_second));
   }
   if (interval * static_cast<double>(capacity) > static_cast<double>(kMaxSpan)) {
-    throw std::invalid_argument(fmt::format(
-        "{} {} at {} {} takes over two years to refill", capacity_name, capacity, rate_name,
-        rate_per_second));
+    throw std::invalid_argument(fmt::format("{} {} at {} {} takes over two years to refill",
+                                            capacity_name, capacity, rate_name, rate_per_second));
   }
   return {static_cast<std::int64_t>(interval), capacity};
 }
 
 AtomicBucket::AtomicBucket(BucketParams params, const Clock& clock)
-    : clock_(clock), origin_(clock.now()) {
-  slots_[0].interval_ns.store(params.interval_ns, std::memory_order_relaxed);
-  slots_[0].capacity.store(params.capacity, std::memory_order_relaxed);
+    : clock_(clock), origin_(clock.now()), initial_(params) {}
+
+AtomicBucket::~AtomicBucket() { delete slots_.load(std::memory_order_acquire); }
+
+const AtomicBucket::Slot& AtomicBucket::slot(std::uint64_t generation) const {
+  // REQUIRES: the slots exist (load() reads initial_ until they do).
+  return (*slots_.load(std::memory_order_acquire))[generation];
 }
 
 void AtomicBucket::start_full() {
@@ -61,10 +65,11 @@ std::int64_t AtomicBucket::now_ns() const { return (clock_.now() - origin_).coun
 
 AtomicBucket::Snapshot AtomicBucket::load() const {
   const std::uint64_t word = word_.load(std::memory_order_acquire);
-  const Slot& slot = slots_[word & kGenerationMask];
+  if (slots_.load(std::memory_order_acquire) == nullptr) return {word, unpack(word), initial_};
+  const Slot& s = slot(word & kGenerationMask);
   return {word, unpack(word),
-          BucketParams{slot.interval_ns.load(std::memory_order_acquire),
-                       slot.capacity.load(std::memory_order_acquire)}};
+          BucketParams{s.interval_ns.load(std::memory_order_acquire),
+                       s.capacity.load(std::memory_order_acquire)}};
 }
 
 bool AtomicBucket::try_store(const Snapshot& expected, std::int64_t stored) {
@@ -135,16 +140,23 @@ std::int64_t AtomicBucket::capacity() const { return load().params.capacity; }
 
 template <class MakeNext, class Convert>
 void AtomicBucket::change_params(MakeNext make_next, Convert convert) {
-  std::lock_guard lock(change_mutex_);
+  static std::mutex change_mutex;  // parameter changes are rare: one lock for all buckets
+  std::lock_guard lock(change_mutex);
+  if (slots_.load(std::memory_order_acquire) == nullptr) {
+    auto slots = std::make_unique<Slots>();
+    (*slots)[0].interval_ns.store(initial_.interval_ns, std::memory_order_relaxed);
+    (*slots)[0].capacity.store(initial_.capacity, std::memory_order_relaxed);
+    slots_.store(slots.release(), std::memory_order_release);
+  }
   for (;;) {
     const Snapshot s = load();
     const BucketParams next = make_next(s.params);
     const std::int64_t now = now_ns();
     const std::int64_t empty = std::max(empty_time(s.stored, s.params), now - s.params.span());
     const std::uint64_t generation = ((s.word & kGenerationMask) + 1) & kGenerationMask;
-    Slot& slot = slots_[generation];
-    slot.interval_ns.store(next.interval_ns, std::memory_order_relaxed);
-    slot.capacity.store(next.capacity, std::memory_order_relaxed);
+    Slot& next_slot = (*slots_.load(std::memory_order_relaxed))[generation];
+    next_slot.interval_ns.store(next.interval_ns, std::memory_order_relaxed);
+    next_slot.capacity.store(next.capacity, std::memory_order_relaxed);
     const std::int64_t stored = stored_from_empty_time(convert(now, empty, s.params, next), next);
     std::uint64_t word = s.word;
     if (word_.compare_exchange_strong(word, pack(stored, generation), std::memory_order_acq_rel,
@@ -160,7 +172,7 @@ void AtomicBucket::set_rate(double rate_per_second) {
     return make_bucket_params(rate_per_second, current.capacity, "rate_per_second", "capacity");
   };
   change_params(make_next, [](std::int64_t now, std::int64_t empty, const BucketParams& old,
-                         const BucketParams& p) {
+                              const BucketParams& p) {
     // The same number of tokens (possibly negative: debt), expressed at the new interval.
     const long double tokens =
         static_cast<long double>(now - empty) / static_cast<long double>(old.interval_ns);
@@ -178,7 +190,7 @@ void AtomicBucket::set_capacity_impl(std::int64_t capacity, const char* name) {
     return BucketParams{current.interval_ns, capacity};
   };
   change_params(make_next, [](std::int64_t now, std::int64_t empty, const BucketParams&,
-                         const BucketParams& p) {
+                              const BucketParams& p) {
     // Tokens above the new capacity are dropped; a larger capacity adds none.
     return std::max(empty, now - p.span());
   });

@@ -16,7 +16,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 
 #include "keel/core/clock.h"
 #include "keel/ratelimit/rate_limiter.h"
@@ -52,6 +51,7 @@ class AtomicBucket : public RateLimiter {
 
  protected:
   AtomicBucket(BucketParams params, const Clock& clock);
+  ~AtomicBucket() override;
   // Fills the bucket; the subclass constructor calls it (it needs the subclass's representation).
   void start_full();
 
@@ -87,10 +87,15 @@ class AtomicBucket : public RateLimiter {
     std::atomic<std::int64_t> interval_ns{0};
     std::atomic<std::int64_t> capacity{0};
   };
+  using Slots = std::array<Slot, 16>;
+  const Slot& slot(std::uint64_t generation) const;
+
   const Clock& clock_;
   const TimePoint origin_;
-  std::array<Slot, 16> slots_;
-  std::mutex change_mutex_;  // serialises set_rate / set_capacity
+  // The parameters of generation 0, until the first change allocates all 16 slots: keyed
+  // limiters hold millions of buckets that never change, so they do not pay for the slots.
+  const BucketParams initial_;
+  std::atomic<Slots*> slots_{nullptr};  // owned; published before any generation > 0
   std::atomic<std::uint64_t> word_{0};
 };
 
