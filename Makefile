@@ -19,8 +19,9 @@ demo: build
 test: build
 	ctest --preset release
 
+# Every Google Benchmark suite in turn (figures: the Figures section of each docs/ page).
 bench: build
-	build/release/bench/keel_core_benchmark
+	@for b in build/release/bench/keel_*_benchmark; do echo "== $$b"; $$b || exit 1; done
 
 # Every test under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: bootstrap

@@ -193,8 +193,8 @@ std::filesystem::path write_svg(const std::vector<int>& offered, const std::vect
            "\n";
   }
   svg += "</svg>\n";
-  const char* dir = std::getenv("KEEL_DEMO_DIR");
-  const std::filesystem::path path =
+  const char* dir = std::getenv("KEEL_DEMO_DIR");  // NOLINT(concurrency-mt-unsafe): main thread
+  std::filesystem::path path =
       std::filesystem::path(dir != nullptr ? dir
                                            : std::filesystem::temp_directory_path().string()) /
       "keel-rate-limiters.svg";

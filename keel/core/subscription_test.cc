@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include "keel/core/listener_set.h"
 

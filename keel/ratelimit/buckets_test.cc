@@ -80,7 +80,7 @@ TEST(TokenBucketTest, InvalidArgumentsNameTheValue) {
   EXPECT_THROW(TokenBucket(1, -5), std::invalid_argument);
   EXPECT_THROW(TokenBucket(1e-9, 1'000'000), std::invalid_argument);  // centuries to refill
   try {
-    TokenBucket(-2.5, 10);
+    const TokenBucket bucket(-2.5, 10);
     FAIL() << "expected std::invalid_argument";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("rate_per_second"), std::string::npos) << e.what();

@@ -25,7 +25,7 @@ struct StringHash {
 std::size_t shard_count(const KeyedOptions& options) {
   if (options.max_keys == 0) throw std::invalid_argument("max_keys must be > 0, got 0");
   std::size_t shards = options.shards;
-  if (shards == 0) shards = 4 * std::max(1U, std::thread::hardware_concurrency());
+  if (shards == 0) shards = std::size_t{4} * std::max(1U, std::thread::hardware_concurrency());
   shards = std::bit_ceil(shards);
   while (shards > options.max_keys) shards /= 2;
   return shards;
