@@ -14,3 +14,4 @@ cmake -S "$here" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" \
 cmake --build "$work/build" >/dev/null
 "$work/build/consumer"
 "$work/build/consumer_all"
+"$work/build/consumer_ratelimit"
