@@ -106,7 +106,7 @@ KeyedRateLimiter::KeyedRateLimiter(Factory factory, KeyedOptions options)
 }
 
 KeyedRateLimiter::KeyedRateLimiter(const Limit& limit, KeyedOptions options, const Clock& clock)
-    : KeyedRateLimiter([limit, &clock] { return make_limiter(limit, clock); }, options) {
+    : KeyedRateLimiter([limit, &clock](std::string_view) { return make_limiter(limit, clock); }, options) {
   limit.validate();
 }
 
@@ -119,7 +119,7 @@ Decision KeyedRateLimiter::try_acquire(std::string_view key, std::int64_t permit
   auto it = shard.nodes.find(key);
   Shard::Node* node = nullptr;
   if (it == shard.nodes.end()) {
-    auto limiter = impl_->factory();
+    auto limiter = impl_->factory(key);
     if (!limiter) throw std::logic_error("KeyedRateLimiter factory returned no limiter");
     it = shard.nodes.emplace(std::string(key), Shard::Node{std::move(limiter)}).first;
     node = &it->second;

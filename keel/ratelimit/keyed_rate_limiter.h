@@ -47,9 +47,11 @@ struct KeyedMetrics {
 
 class KeyedRateLimiter {
  public:
-  using Factory = std::function<std::unique_ptr<RateLimiter>()>;
+  // Makes the fresh, full limiter of a new key; the key is passed so that limits can differ per
+  // key (plans, tiers). Called with the key's shard locked: keep it quick, do not call back.
+  using Factory = std::function<std::unique_ptr<RateLimiter>(std::string_view key)>;
 
-  // Each new key gets `factory()`, a fresh full limiter.
+  // Each new key gets `factory(key)`.
   explicit KeyedRateLimiter(Factory factory, KeyedOptions options = {});
   // Each new key gets make_limiter(limit, clock).
   explicit KeyedRateLimiter(const Limit& limit, KeyedOptions options = {},

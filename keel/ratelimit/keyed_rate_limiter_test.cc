@@ -80,18 +80,18 @@ TEST(KeyedRateLimiterTest, PurgeIdleAndEraseForgetKeys) {
   EXPECT_EQ(limiter.size(), 0U);
 }
 
-TEST(KeyedRateLimiterTest, TakesAnyFactory) {
+TEST(KeyedRateLimiterTest, AFactoryCanGiveKeysDifferentLimits) {
   ManualClock clock;
   int made = 0;
-  KeyedRateLimiter limiter([&] {
+  KeyedRateLimiter limiter([&](std::string_view key) -> std::unique_ptr<RateLimiter> {
     ++made;
-    return std::make_unique<TokenBucket>(1, 3, clock);
+    const std::int64_t burst = key.starts_with("premium:") ? 10 : 2;
+    return std::make_unique<TokenBucket>(1, burst, clock);
   });
-  limiter.try_acquire("x", 3);
-  limiter.try_acquire("x");
-  limiter.try_acquire("y");
+  EXPECT_TRUE(limiter.try_acquire("premium:acme", 10).allowed);
+  EXPECT_FALSE(limiter.try_acquire("free:bob", 3).allowed);
+  EXPECT_TRUE(limiter.try_acquire("free:bob", 2).allowed);
   EXPECT_EQ(made, 2);
-  EXPECT_FALSE(limiter.allow("x"));
 }
 
 TEST(KeyedRateLimiterTest, RejectsInvalidInput) {

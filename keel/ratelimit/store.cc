@@ -37,7 +37,8 @@ struct MemoryStore::Impl {
 
 MemoryStore::MemoryStore(KeyedOptions options, const Clock& clock)
     : impl_(new Impl{options, clock, {}, {}}) {
-  KeyedRateLimiter probe([] { return std::unique_ptr<RateLimiter>(); }, options);  // validates
+  KeyedRateLimiter probe([](std::string_view) { return std::unique_ptr<RateLimiter>(); },
+                         options);  // validates the options
 }
 
 MemoryStore::~MemoryStore() = default;
