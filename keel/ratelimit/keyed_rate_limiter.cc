@@ -61,8 +61,7 @@ struct KeyedRateLimiter::Shard {
   }
   void remove(Node* n) {
     unlink(n);
-    const std::string key = *n->key;  // the node dies with its map entry
-    nodes.erase(key);
+    nodes.erase(nodes.find(*n->key));  // the node (and the key it points to) dies here
   }
   // Drops one key other than `keep`: an idle one among the `scan` least recent, else the least
   // recent.
