@@ -19,6 +19,10 @@ function(keel_add_component name)
   file(GLOB headers CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.h)
   list(FILTER headers EXCLUDE REGEX "(_test|_conformance)\\.h$")
   set_property(TARGET ${target} PROPERTY KEEL_PUBLIC_HEADERS ${headers})
+  # Private headers are installed too (as abseil does), because a public header may need one
+  # (TokenBucket derives from internal::AtomicBucket); users must not include them.
+  file(GLOB internal_headers CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/internal/*.h)
+  set_property(TARGET ${target} PROPERTY KEEL_INTERNAL_HEADERS "${internal_headers}")
   set_property(TARGET ${target} PROPERTY KEEL_UMBRELLA_HEADER
                ${PROJECT_SOURCE_DIR}/keel/${name}.h)
 endfunction()

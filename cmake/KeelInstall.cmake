@@ -8,6 +8,10 @@ foreach(target IN LISTS components)
   string(REPLACE "keel_" "" name ${target})
   install(FILES ${headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/keel/${name})
   install(FILES ${umbrella} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/keel)
+  get_target_property(internal_headers ${target} KEEL_INTERNAL_HEADERS)
+  if(internal_headers)
+    install(FILES ${internal_headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/keel/${name}/internal)
+  endif()
 endforeach()
 
 install(TARGETS ${components} keel_keel

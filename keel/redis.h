@@ -1,0 +1,6 @@
+// keel/redis: adapters that keep keel's pattern state in Redis (hiredis stays out of these
+// headers).
+#pragma once
+
+#include "keel/redis/connection_options.h"
+#include "keel/redis/rate_limit_store.h"
