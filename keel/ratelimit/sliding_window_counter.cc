@@ -1,21 +1,21 @@
 #include "keel/ratelimit/sliding_window_counter.h"
 
-#include <algorithm>
-#include <cmath>
-
 #include "keel/ratelimit/internal/validate.h"
 #include "keel/ratelimit/internal/window.h"
 
 namespace keel::ratelimit {
 namespace {
 
+// The estimate previous * (w - elapsed) / w + current is compared multiplied by w, in 128-bit
+// integers, so it is exact (and equal to what the Redis script computes).
+__extension__ using Wide = __int128;
+
 // The earliest elapsed time e in a window at which previous * (w - e) / w <= budget, with
-// previous > 0 and 0 <= budget: e = w - budget * w / previous, rounded up, at least 0.
+// previous > 0 and 0 <= budget: w - floor(budget * w / previous), at least 0.
 Duration decay_until(std::int64_t previous, std::int64_t budget, Duration window) {
-  const long double w = static_cast<long double>(window.count());
-  const long double e =
-      w - static_cast<long double>(budget) * w / static_cast<long double>(previous);
-  return Duration(std::max<std::int64_t>(0, static_cast<std::int64_t>(std::ceil(e))));
+  const Wide w = window.count();
+  const Wide e = w - Wide{budget} * w / previous;
+  return Duration(static_cast<std::int64_t>(e < 0 ? 0 : e));
 }
 
 }  // namespace
@@ -39,12 +39,10 @@ Decision SlidingWindowCounter::try_acquire(std::int64_t permits) {
   const TimePoint now = clock_.now();
   const auto [index, elapsed] = internal::window_position(now, window_);
   roll(index);
-  const long double w = static_cast<long double>(window_.count());
-  const long double weighted =
-      static_cast<long double>(previous_) * (w - static_cast<long double>(elapsed.count())) / w;
+  const Wide w = window_.count();
+  const Wide weighted = Wide{previous_} * (w - elapsed.count());  // previous' share, times w
   const bool allowed =
-      permits <= limit_ &&
-      weighted + static_cast<long double>(current_ + permits) <= static_cast<long double>(limit_);
+      permits <= limit_ && weighted + Wide{current_ + permits} * w <= Wide{limit_} * w;
   if (allowed) current_ += permits;
 
   const TimePoint window_start = now - elapsed;
@@ -65,12 +63,11 @@ Decision SlidingWindowCounter::try_acquire(std::int64_t permits) {
   } else if (previous_ > 0) {
     reset_after = window_start + window_ - now;
   }
-  const long double left =
-      static_cast<long double>(limit_) - weighted - static_cast<long double>(current_);
+  const Wide left = Wide{limit_} * w - weighted - Wide{current_} * w;  // >= 0 unless over
   return record(Decision{
       .allowed = allowed,
       .limit = limit_,
-      .remaining = std::max<std::int64_t>(0, static_cast<std::int64_t>(std::floor(left))),
+      .remaining = left <= 0 ? 0 : static_cast<std::int64_t>(left / w),
       .retry_after = retry_after,
       .reset_after = reset_after,
   });
