@@ -25,7 +25,8 @@ struct StringHash {
 std::size_t shard_count(const KeyedOptions& options) {
   if (options.max_keys == 0) throw std::invalid_argument("max_keys must be > 0, got 0");
   std::size_t shards = options.shards;
-  if (shards == 0) shards = std::size_t{4} * std::max(1U, std::thread::hardware_concurrency());
+  if (shards == 0)
+    shards = std::max<std::size_t>(64, std::size_t{16} * std::thread::hardware_concurrency());
   shards = std::bit_ceil(shards);
   while (shards > options.max_keys) shards /= 2;
   return shards;
@@ -34,7 +35,7 @@ std::size_t shard_count(const KeyedOptions& options) {
 }  // namespace
 
 // One shard: a hash map of keys threaded on an intrusive LRU list (head = most recent).
-struct KeyedRateLimiter::Shard {
+struct alignas(64) KeyedRateLimiter::Shard {  // own cache lines: no false sharing between shards
   struct Node {
     std::unique_ptr<RateLimiter> limiter;
     Node* prev = nullptr;
@@ -105,7 +106,8 @@ KeyedRateLimiter::KeyedRateLimiter(Factory factory, KeyedOptions options)
 }
 
 KeyedRateLimiter::KeyedRateLimiter(const Limit& limit, KeyedOptions options, const Clock& clock)
-    : KeyedRateLimiter([limit, &clock](std::string_view) { return make_limiter(limit, clock); }, options) {
+    : KeyedRateLimiter([limit, &clock](std::string_view) { return make_limiter(limit, clock); },
+                       options) {
   limit.validate();
 }
 
