@@ -8,6 +8,8 @@
 //       "memory", [](ManualClock& clock) { return std::make_unique<MemoryStore>(
 //           KeyedOptions{}, clock); }}), store_case_name);
 //
+// The factory is called once per test and must give it fresh state: stores that share one server
+// across tests use a fresh key prefix each time (ManualClock time is the same in every test).
 // The expectations use round numbers (rates of 10/s, windows of 1 s) so that they hold exactly
 // for stores that count time in microseconds.
 #pragma once
