@@ -23,7 +23,7 @@ struct HeaderOptions {
   // structured-field string. Default: "default".
   std::string policy = "default";
   // The window of the quota (w=) in the policy field; nullopt leaves w= out.
-  std::optional<Duration> window;
+  std::optional<Duration> window = std::nullopt;
   bool draft_fields = true;   // RateLimit-Policy and RateLimit
   bool legacy_fields = true;  // X-RateLimit-*
 };

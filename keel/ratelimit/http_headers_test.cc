@@ -37,7 +37,7 @@ TEST(HttpHeadersTest, AllowedHasNoRetryAfterAndNamesThePolicy) {
 
 TEST(HttpHeadersTest, ARequestThatCanNeverPassGetsNoRetryAfter) {
   const Decision never{.allowed = false, .limit = 5, .retry_after = Duration::max()};
-  const Headers headers = rate_limit_headers(never, {.window = {}, .draft_fields = false});
+  const Headers headers = rate_limit_headers(never, {.draft_fields = false});
   EXPECT_EQ(headers.front().first, "X-RateLimit-Limit");
 }
 
@@ -52,7 +52,7 @@ TEST(HttpHeadersTest, SecondsRoundUpAndNeverGoNegative) {
 TEST(HttpHeadersTest, RejectsPolicyNamesThatWouldBreakTheField) {
   const Decision d{.allowed = true, .limit = 1};
   for (const char* bad : {"", "a\"b", "a\\b", "new\nline"}) {
-    EXPECT_THROW(rate_limit_headers(d, {.policy = bad, .window = {}}), std::invalid_argument)
+    EXPECT_THROW(rate_limit_headers(d, {.policy = bad}), std::invalid_argument)
         << bad;
   }
 }
