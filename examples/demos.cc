@@ -6,6 +6,7 @@ namespace keel::demo {
 
 void run_core_demo();
 void run_rate_limiter_demo();
+void run_circuit_breaker_demo();
 
 const std::vector<Demo>& all_demos() {
   static const std::vector<Demo> demos = {
@@ -14,6 +15,9 @@ const std::vector<Demo>& all_demos() {
       {"rate_limiter",
        "token bucket under a burst; six algorithms on the same traffic (table + SVG chart)",
        run_rate_limiter_demo},
+      {"circuit_breaker",
+       "a flaky dependency behind a circuit breaker: transitions, fallback, SVG timeline",
+       run_circuit_breaker_demo},
   };
   return demos;
 }

@@ -16,4 +16,14 @@ spdlog::logger& logger() {
   return *instance;
 }
 
+std::string describe(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "a non-standard exception";
+  }
+}
+
 }  // namespace keel::internal

@@ -5,8 +5,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <exception>
+#include <string>
+
 namespace keel::internal {
 
 spdlog::logger& logger();
+
+// What an exception says, for a log line: its what(), or "a non-standard exception".
+std::string describe(const std::exception_ptr& error);
 
 }  // namespace keel::internal
