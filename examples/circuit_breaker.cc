@@ -3,6 +3,7 @@
 // a fallback serves while the circuit is open; the timeline is drawn as an SVG.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdlib>
@@ -146,6 +147,59 @@ std::filesystem::path write_svg(const std::vector<Sample>& samples,
   return path;
 }
 
+// 100 clients see one failure at t = 0 and retry with exponential backoff: without jitter they
+// all come back at the same instants; with full jitter they spread out.
+void retry_storm() {
+  heading("Retry storm: 100 clients retry after one shared failure (backoff 100 ms x2, 4 retries)");
+  for (Jitter jitter : {Jitter::none, Jitter::full, Jitter::decorrelated}) {
+    std::vector<int> per_slot(200, 0);  // 25 ms slots over 5 s
+    std::mt19937_64 rng(7);
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    for (int client = 0; client < 100; ++client) {
+      Backoff backoff({.initial = milliseconds(100), .max_attempts = 5, .jitter = jitter},
+                      [&] { return uniform(rng); });
+      Duration at{};
+      while (auto delay = backoff.next()) {
+        at += *delay;
+        const auto slot = static_cast<std::size_t>(at / milliseconds(25));
+        if (slot < per_slot.size()) ++per_slot[slot];
+      }
+    }
+    const int peak = *std::max_element(per_slot.begin(), per_slot.end());
+    const auto busy = std::count_if(per_slot.begin(), per_slot.end(), [](int n) { return n > 0; });
+    fmt::print(
+        "  jitter {:<13} peak {:>3} retries in one 25 ms slot; retries spread over {:>3} slots\n",
+        to_string(jitter), peak, busy);
+  }
+}
+
+// The composition, in the order it runs: retry around the breaker around the bulkhead.
+void composition(ManualClock& clock) {
+  heading("decorate(fetch).with(retry).with(breaker).with(bulkhead): transient errors ridden out");
+  int attempts = 0;
+  const auto fetch = [&](const std::string& sku) {
+    if (++attempts % 3 != 0) throw ServiceDown();  // two of three attempts fail
+    return 9.99 + static_cast<double>(sku.size());
+  };
+  Retry retry({.name = "prices",
+               .backoff = {.initial = milliseconds(50), .max_attempts = 3, .jitter = Jitter::none}},
+              [&](Duration d) { clock.advance(d); });
+  CircuitBreaker breaker({.name = "prices-composed", .failure_threshold = 5}, clock);
+  Bulkhead bulkhead({.name = "prices", .max_concurrent_calls = 4}, clock);
+  auto guarded = decorate(fetch).with(retry).with(breaker).with(bulkhead);
+  for (int i = 0; i < 4; ++i) {
+    const TimePoint start = clock.now();
+    const double price = guarded(std::string("sku-42"));
+    fmt::print("  request {}: price {:.2f} after {} ms of backoff\n", i + 1, price,
+               std::chrono::duration_cast<milliseconds>(clock.now() - start).count());
+  }
+  const RetryMetrics r = retry.metrics();
+  const CircuitBreakerMetrics b = breaker.metrics();
+  fmt::print(
+      "  retry: {} succeeded after retrying, {} retries; breaker: {} failures seen, still {}\n",
+      r.succeeded_after_retry, r.retries, b.failures, to_string(b.state));
+}
+
 }  // namespace
 
 void run_circuit_breaker_demo() {
@@ -207,6 +261,8 @@ void run_circuit_breaker_demo() {
   fmt::print("  timeline chart: {}\n", write_svg(samples, changes).string());
   heading("Prometheus text exposition of the breaker registry");
   fmt::print("{}", metrics.render());
+  retry_storm();
+  composition(clock);
 }
 
 }  // namespace keel::demo
