@@ -3,6 +3,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <deque>
 #include <mutex>
 #include <ostream>
@@ -39,6 +40,10 @@ bool is_refusal(const std::exception_ptr& error) {
   } catch (...) {
     return false;
   }
+}
+
+std::uint64_t pack(std::uint64_t epoch, CircuitState state) {
+  return epoch << 2U | static_cast<std::uint64_t>(state);
 }
 
 double percent(std::uint64_t part, std::uint64_t whole) {
@@ -108,6 +113,14 @@ struct CircuitBreaker::State {
   bool forced = false;                        // force_open(): no HALF_OPEN until reset()
   TimePoint opened_at{};
   std::uint64_t epoch = 0;  // bumped by every transition: outcomes of older calls don't steer
+  // (epoch << 2 | state), written under the mutex, read without it: the CLOSED fast path.
+  std::atomic<std::uint64_t> published{0};
+  // Written under the mutex; read without it.
+  std::atomic<std::uint64_t> consecutive_failures{0};
+  // Successes recorded on the fast path (without the mutex); metrics() adds them in.
+  std::atomic<std::uint64_t> fast_successes{0};
+  std::atomic<std::uint64_t> fast_slow_calls{0};
+  const bool rate_rules = config.failure_rate_threshold || config.slow_call_rate_threshold;
   int trials_in_flight = 0;
   int trial_successes = 0;
   internal::OutcomeWindow window;
@@ -121,10 +134,11 @@ struct CircuitBreaker::State {
     const CircuitState from = state;
     state = to;
     ++epoch;
+    published.store(pack(epoch, to), std::memory_order_release);
     ++counters.transitions;
     trials_in_flight = 0;
     trial_successes = 0;
-    counters.consecutive_failures = 0;
+    consecutive_failures.store(0, std::memory_order_relaxed);
     window.clear();
     if (to == CircuitState::open) opened_at = now;
     undelivered.emplace_back(from, to);
@@ -221,6 +235,9 @@ CircuitBreakerMetrics CircuitBreaker::metrics() const {
   const State& s = *state_;
   const TimePoint now = clock_.now();
   CircuitBreakerMetrics m = s.counters;
+  m.successes += s.fast_successes.load(std::memory_order_relaxed);
+  m.slow_calls += s.fast_slow_calls.load(std::memory_order_relaxed);
+  m.consecutive_failures = s.consecutive_failures.load(std::memory_order_relaxed);
   m.state = s.state;
   if (s.state == CircuitState::open && !s.forced && now >= s.opened_at + s.config.open_timeout) {
     m.state = CircuitState::half_open;
@@ -240,7 +257,12 @@ Subscription CircuitBreaker::on_state_change(
 }
 
 std::optional<CircuitBreaker::Permit> CircuitBreaker::try_acquire(Duration& retry_after) {
+  const std::uint64_t published = state_->published.load(std::memory_order_acquire);
+  if ((published & 3U) == static_cast<std::uint64_t>(CircuitState::closed)) {
+    return Permit{published >> 2U};  // CLOSED: no lock, nothing to observe
+  }
   std::optional<Permit> permit;
+  bool undelivered = false;
   {
     std::lock_guard lock(state_->mutex);
     State& s = *state_;
@@ -256,8 +278,9 @@ std::optional<CircuitBreaker::Permit> CircuitBreaker::try_acquire(Duration& retr
       ++s.counters.rejected;
       retry_after = s.time_left(now);
     }
+    undelivered = !s.undelivered.empty();
   }
-  state_->deliver();
+  if (undelivered) state_->deliver();
   return permit;
 }
 
@@ -274,19 +297,33 @@ bool CircuitBreaker::try_acquire_permission() {
 }
 
 void CircuitBreaker::record(Permit permit, bool failed, Duration elapsed) {
+  State& s = *state_;
+  const bool slow = s.config.slow_call_duration && elapsed >= *s.config.slow_call_duration;
+  // Fast path: a success in CLOSED without rate rules only counts, and clears the consecutive
+  // failures if there are any.
+  if (!failed && !s.rate_rules &&
+      s.published.load(std::memory_order_acquire) == pack(permit.epoch, CircuitState::closed)) {
+    s.fast_successes.fetch_add(1, std::memory_order_relaxed);
+    if (slow) s.fast_slow_calls.fetch_add(1, std::memory_order_relaxed);
+    if (s.consecutive_failures.load(std::memory_order_relaxed) != 0) {
+      std::lock_guard lock(s.mutex);
+      if (s.epoch == permit.epoch) s.consecutive_failures.store(0, std::memory_order_relaxed);
+    }
+    return;
+  }
+  bool undelivered = false;
   {
-    std::lock_guard lock(state_->mutex);
-    State& s = *state_;
+    std::lock_guard lock(s.mutex);
     const TimePoint now = clock_.now();
-    const bool slow = s.config.slow_call_duration && elapsed >= *s.config.slow_call_duration;
     ++(failed ? s.counters.failures : s.counters.successes);
     if (slow) ++s.counters.slow_calls;
     if (permit.epoch == s.epoch) {  // a call admitted before the last transition only counts
       if (s.state == CircuitState::closed) {
         s.window.record(now, failed, slow);
-        s.counters.consecutive_failures = failed ? s.counters.consecutive_failures + 1 : 0;
-        if (s.counters.consecutive_failures >=
-                static_cast<std::uint64_t>(s.config.failure_threshold) ||
+        const std::uint64_t consecutive =
+            failed ? s.consecutive_failures.load(std::memory_order_relaxed) + 1 : 0;
+        s.consecutive_failures.store(consecutive, std::memory_order_relaxed);
+        if (consecutive >= static_cast<std::uint64_t>(s.config.failure_threshold) ||
             s.rates_exceeded(now)) {
           s.transition(CircuitState::open, now);
         }
@@ -300,8 +337,9 @@ void CircuitBreaker::record(Permit permit, bool failed, Duration elapsed) {
         }
       }
     }
+    undelivered = !s.undelivered.empty();
   }
-  state_->deliver();
+  if (undelivered) s.deliver();
 }
 
 void CircuitBreaker::record_exception(Permit permit, std::exception_ptr error, Duration elapsed) {
@@ -321,8 +359,7 @@ void CircuitBreaker::record_exception(Permit permit, std::exception_ptr error, D
 }
 
 std::uint64_t CircuitBreaker::current_epoch() const {
-  std::lock_guard lock(state_->mutex);
-  return state_->epoch;
+  return state_->published.load(std::memory_order_acquire) >> 2U;
 }
 
 void CircuitBreaker::on_success(Duration elapsed) {
@@ -354,6 +391,9 @@ void CircuitBreaker::reset() {
     s.forced = false;
     if (s.state != CircuitState::closed) s.transition(CircuitState::closed, clock_.now());
     s.counters = {};
+    s.fast_successes.store(0, std::memory_order_relaxed);
+    s.fast_slow_calls.store(0, std::memory_order_relaxed);
+    s.consecutive_failures.store(0, std::memory_order_relaxed);
     s.window.clear();
   }
   state_->deliver();
