@@ -15,9 +15,12 @@ Gcra::Gcra(double rate_per_second, std::int64_t burst, const Clock& clock)
 // State: the theoretical arrival time TAT. Tolerance tau = burst * I.
 Decision Gcra::try_acquire(std::int64_t permits) {
   internal::require_permits(permits);
+  // Time is read once: a retry after a lost swap reuses it (a slightly earlier time sees no more
+  // tokens than the swap's winner did), which keeps the load-to-swap window short.
+  const std::int64_t now = now_ns();
+  internal::CasBackoff backoff;
   for (;;) {
     const Snapshot s = load();
-    const std::int64_t now = now_ns();
     const internal::BucketParams& p = s.params;
     const std::int64_t start = std::max(s.stored, now);
     if (permits > p.capacity) {
@@ -28,6 +31,7 @@ Decision Gcra::try_acquire(std::int64_t permits) {
       return record(describe(false, now, start - p.span(), p, Duration(tat - p.span() - now)));
     }
     if (try_store(s, tat)) return record(describe(true, now, tat - p.span(), p, {}));
+    backoff.pause();
   }
 }
 

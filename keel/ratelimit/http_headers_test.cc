@@ -52,8 +52,7 @@ TEST(HttpHeadersTest, SecondsRoundUpAndNeverGoNegative) {
 TEST(HttpHeadersTest, RejectsPolicyNamesThatWouldBreakTheField) {
   const Decision d{.allowed = true, .limit = 1};
   for (const char* bad : {"", "a\"b", "a\\b", "new\nline"}) {
-    EXPECT_THROW(rate_limit_headers(d, {.policy = bad}), std::invalid_argument)
-        << bad;
+    EXPECT_THROW(rate_limit_headers(d, {.policy = bad}), std::invalid_argument) << bad;
   }
 }
 

@@ -16,9 +16,12 @@ TokenBucket::TokenBucket(double rate_per_second, std::int64_t capacity, const Cl
 // State: the empty time z. tokens(now) = min(C, (now - z) / I).
 Decision TokenBucket::try_acquire(std::int64_t permits) {
   internal::require_permits(permits);
+  // Time is read once: a retry after a lost swap reuses it (a slightly earlier time sees no more
+  // tokens than the swap's winner did), which keeps the load-to-swap window short.
+  const std::int64_t now = now_ns();
+  internal::CasBackoff backoff;
   for (;;) {
     const Snapshot s = load();
-    const std::int64_t now = now_ns();
     const internal::BucketParams& p = s.params;
     const std::int64_t empty = std::max(s.stored, now - p.span());  // never above capacity
     if (permits > p.capacity) return record(describe(false, now, empty, p, Duration::max()));
@@ -27,6 +30,7 @@ Decision TokenBucket::try_acquire(std::int64_t permits) {
       return record(describe(false, now, empty, p, Duration(empty + cost - now)));
     }
     if (try_store(s, empty + cost)) return record(describe(true, now, empty + cost, p, {}));
+    backoff.pause();
   }
 }
 
