@@ -6,9 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -138,13 +136,7 @@ std::filesystem::path write_svg(const std::vector<Sample>& samples,
         kTop + 9 + 18 * static_cast<double>(i), legend[i].second);
   }
   svg += "</svg>\n";
-  const char* dir = std::getenv("KEEL_DEMO_DIR");  // NOLINT(concurrency-mt-unsafe): main thread
-  std::filesystem::path path =
-      std::filesystem::path(dir != nullptr ? dir
-                                           : std::filesystem::temp_directory_path().string()) /
-      "keel-circuit-breaker.svg";
-  std::ofstream(path) << svg;
-  return path;
+  return write_demo_file("keel-circuit-breaker.svg", svg);
 }
 
 // 100 clients see one failure at t = 0 and retry with exponential backoff: without jitter they

@@ -1,6 +1,7 @@
 // The demo tour: each pattern registers one demo that shows its behaviour with real numbers.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -18,5 +19,9 @@ const std::vector<Demo>& all_demos();
 
 // Section heading printed by the demos.
 void heading(const std::string& title);
+
+// Writes a demo's output file (a chart) into $KEEL_DEMO_DIR, or the temporary directory, and
+// returns its path.
+std::filesystem::path write_demo_file(const std::string& name, const std::string& contents);
 
 }  // namespace keel::demo

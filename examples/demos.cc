@@ -1,5 +1,9 @@
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+
 #include "examples/demo.h"
 
 namespace keel::demo {
@@ -24,6 +28,16 @@ const std::vector<Demo>& all_demos() {
 
 void heading(const std::string& title) {
   fmt::print("\n{}\n{}\n", title, std::string(title.size(), '-'));
+}
+
+std::filesystem::path write_demo_file(const std::string& name, const std::string& contents) {
+  const char* dir = std::getenv("KEEL_DEMO_DIR");  // NOLINT(concurrency-mt-unsafe): main thread
+  const std::filesystem::path path =
+      (dir != nullptr ? std::filesystem::path(dir) : std::filesystem::temp_directory_path()) / name;
+  std::ofstream out(path);
+  out << contents;
+  if (!out.flush()) throw std::runtime_error("cannot write " + path.string());
+  return path;
 }
 
 }  // namespace keel::demo

@@ -4,9 +4,7 @@
 
 #include <array>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -193,13 +191,7 @@ std::filesystem::path write_svg(const std::vector<int>& offered, const std::vect
            "\n";
   }
   svg += "</svg>\n";
-  const char* dir = std::getenv("KEEL_DEMO_DIR");  // NOLINT(concurrency-mt-unsafe): main thread
-  std::filesystem::path path =
-      std::filesystem::path(dir != nullptr ? dir
-                                           : std::filesystem::temp_directory_path().string()) /
-      "keel-rate-limiters.svg";
-  std::ofstream(path) << svg;
-  return path;
+  return write_demo_file("keel-rate-limiters.svg", svg);
 }
 
 void shaping() {
