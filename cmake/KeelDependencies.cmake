@@ -33,6 +33,10 @@ if(KEEL_BUILD_EXAMPLES)
 endif()
 if(KEEL_BUILD_BENCHMARKS)
   find_package(benchmark REQUIRED)
+  # keel-cache-sim reads gzip (zlib) and Zstandard traces.
+  find_package(ZLIB REQUIRED)
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(libzstd REQUIRED IMPORTED_TARGET libzstd)
 endif()
 
 # Debian's python3 (not a pyenv or venv one): the tests use python3-prometheus-client from it.

@@ -1,0 +1,119 @@
+// CacheAside's member definitions (templates), included by keel/cache/cache_aside.h.
+#pragma once
+
+#include <fmt/format.h>
+
+namespace keel::cache {
+
+template <class K, class V, class Hash, class Eq>
+CacheAside<K, V, Hash, Eq>::CacheAside(Cache<K, V>& cache, Loader loader, CacheAsideOptions options,
+                                       const Clock& clock)
+    : cache_(cache), loader_(std::move(loader)), options_(std::move(options)) {
+  if (!loader_) throw std::invalid_argument("CacheAside needs a loader");
+  internal::require_ttl(options_.ttl, "CacheAsideOptions.ttl");
+  internal::require_ttl(options_.negative_ttl, "CacheAsideOptions.negative_ttl");
+  if (!(options_.ttl_jitter >= 0 && options_.ttl_jitter < 1)) {
+    throw std::invalid_argument(
+        fmt::format("CacheAsideOptions.ttl_jitter must be in [0, 1), got {}", options_.ttl_jitter));
+  }
+  if (options_.ttl_jitter > 0 && !options_.ttl) {
+    throw std::invalid_argument("CacheAsideOptions.ttl_jitter needs CacheAsideOptions.ttl");
+  }
+  if (options_.negative_ttl) {
+    negatives_ = std::make_unique<LruCache<K, char, Hash, Eq>>(
+        options_.negative_capacity, CacheOptions{.default_ttl = options_.negative_ttl}, clock);
+  }
+}
+
+template <class K, class V, class Hash, class Eq>
+std::optional<V> CacheAside<K, V, Hash, Eq>::get(const K& key) {
+  if (auto value = cache_.get(key)) {
+    counters_.hits.fetch_add(1, std::memory_order_relaxed);
+    return value;
+  }
+  if (negatives_ && negatives_->get(key)) {
+    counters_.negative_hits.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  counters_.misses.fetch_add(1, std::memory_order_relaxed);
+  std::unique_lock lock(mutex_);
+  if (auto it = flights_.find(key); it != flights_.end()) {  // someone is loading it: wait
+    counters_.shared_loads.fetch_add(1, std::memory_order_relaxed);
+    const std::shared_ptr<Flight> flight = it->second;
+    return wait_for(flight, lock);
+  }
+  const auto flight = std::make_shared<Flight>();
+  flights_.emplace(key, flight);
+  lock.unlock();
+  return load(key, flight);
+}
+
+template <class K, class V, class Hash, class Eq>
+std::optional<V> CacheAside<K, V, Hash, Eq>::wait_for(const std::shared_ptr<Flight>& flight,
+                                                      std::unique_lock<std::mutex>& lock) {
+  flight->done_cv.wait(lock, [&] { return flight->done; });
+  if (flight->error) std::rethrow_exception(flight->error);
+  return flight->value;
+}
+
+template <class K, class V, class Hash, class Eq>
+std::optional<V> CacheAside<K, V, Hash, Eq>::load(const K& key,
+                                                  const std::shared_ptr<Flight>& flight) {
+  std::optional<V> value;
+  std::exception_ptr error;
+  counters_.loads.fetch_add(1, std::memory_order_relaxed);
+  try {
+    value = loader_(key);
+  } catch (...) {
+    error = std::current_exception();
+    counters_.load_errors.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::lock_guard lock(mutex_);
+  // Stored under the lock, so that an invalidate() either happens before (and marks the flight)
+  // or after (and drops what was stored).
+  if (!error && !flight->invalidated) {
+    if (value) {
+      cache_.put(key, *value, jittered_ttl());
+    } else if (negatives_) {
+      negatives_->put(key, 1);
+    }
+  }
+  flight->value = value;
+  flight->error = error;
+  flight->done = true;
+  flights_.erase(key);
+  flight->done_cv.notify_all();
+  if (error) std::rethrow_exception(error);
+  return value;
+}
+
+template <class K, class V, class Hash, class Eq>
+std::optional<Duration> CacheAside<K, V, Hash, Eq>::jittered_ttl() {
+  if (!options_.ttl || options_.ttl_jitter == 0) return options_.ttl;
+  std::uniform_real_distribution<double> factor(1.0 - options_.ttl_jitter, 1.0);
+  const auto ttl =
+      std::chrono::duration_cast<Duration>(std::chrono::duration<double, Duration::period>(
+          static_cast<double>(options_.ttl->count()) * factor(rng_)));
+  return std::max(ttl, Duration(1));
+}
+
+template <class K, class V, class Hash, class Eq>
+void CacheAside<K, V, Hash, Eq>::invalidate(const K& key) {
+  std::lock_guard lock(mutex_);
+  counters_.invalidations.fetch_add(1, std::memory_order_relaxed);
+  if (auto it = flights_.find(key); it != flights_.end()) it->second->invalidated = true;
+  cache_.erase(key);
+  if (negatives_) negatives_->erase(key);
+}
+
+template <class K, class V, class Hash, class Eq>
+CacheAsideStats CacheAside<K, V, Hash, Eq>::stats() const {
+  const auto read = [](const std::atomic<std::uint64_t>& c) {
+    return c.load(std::memory_order_relaxed);
+  };
+  return {read(counters_.hits),         read(counters_.misses),      read(counters_.loads),
+          read(counters_.shared_loads), read(counters_.load_errors), read(counters_.negative_hits),
+          read(counters_.invalidations)};
+}
+
+}  // namespace keel::cache
