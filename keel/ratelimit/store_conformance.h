@@ -129,11 +129,13 @@ TEST_P(StoreConformanceTest, FixedWindowCountsPerAlignedWindow) {
 }
 
 TEST_P(StoreConformanceTest, FixedWindowAllowsTwiceTheLimitAcrossABoundary) {
+  // 100 ms before the boundary rather than 1 ms: stores whose keys expire in real time (Redis
+  // with the caller's clock) must not lose the count while the test runs on a loaded machine.
   const Limit limit = Limit::fixed_window(3, seconds(1));
-  clock_.advance(milliseconds(999));
+  clock_.advance(milliseconds(900));
   EXPECT_EQ(drain("fw-boundary", limit), 3);
-  clock_.advance(milliseconds(1));
-  EXPECT_EQ(drain("fw-boundary", limit), 3) << "2 x limit within 1 ms: the known weakness";
+  clock_.advance(milliseconds(100));
+  EXPECT_EQ(drain("fw-boundary", limit), 3) << "2 x limit within 100 ms: the known weakness";
 }
 
 TEST_P(StoreConformanceTest, SlidingWindowLogCountsTheExactWindow) {
