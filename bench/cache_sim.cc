@@ -9,10 +9,12 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "bench/trace_reader.h"
@@ -50,10 +52,18 @@ std::string trace_name(const std::string& path) {
   return name;
 }
 
-std::vector<std::size_t> default_sizes(const std::string& name) {
+// The ARC paper's sizes for its traces; for the others, 5 %, 10 %, 25 % and 50 % of the distinct
+// keys (a cache that holds every key makes every policy equal: only cold misses remain).
+std::vector<std::size_t> default_sizes(const std::string& name,
+                                       const std::vector<std::uint64_t>& keys) {
   if (name.find("OLTP") != std::string::npos) return {1000, 2000, 5000, 10000, 15000};
   if (name.starts_with("arc-P")) return {8192, 16384, 32768};
-  return {250, 500, 1000, 2000, 4000};
+  const std::size_t distinct = std::unordered_set<std::uint64_t>(keys.begin(), keys.end()).size();
+  std::vector<std::size_t> sizes;
+  for (const std::size_t percent : {5U, 10U, 25U, 50U}) {
+    sizes.push_back(std::max<std::size_t>(10, distinct * percent / 100));
+  }
+  return sizes;
 }
 
 template <class Cache>
@@ -71,13 +81,17 @@ std::string svg_chart(const std::vector<Row>& rows) {
     if (traces.empty() || traces.back() != r.trace) traces.push_back(r.trace);
   }
   constexpr double kPanelW = 260, kPanelH = 200, kPad = 50;
-  const double width = kPad + static_cast<double>(traces.size()) * (kPanelW + kPad);
+  constexpr std::size_t kPerRow = 5;
+  const std::size_t columns = std::min(kPerRow, traces.size());
+  const std::size_t rows_of_panels = (traces.size() + kPerRow - 1) / kPerRow;
+  const double width = kPad + static_cast<double>(columns) * (kPanelW + kPad);
+  const double height = 30 + static_cast<double>(rows_of_panels) * (kPanelH + kPad + 20);
   std::string svg = fmt::format(
       R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="11">)"
       "\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       R"(<text x="{}" y="18" font-size="14">Hit ratio (%) against cache size: LRU (red) and W-TinyLFU (blue)</text>)"
       "\n",
-      width, kPanelH + 2 * kPad + 20, kPad);
+      width, height, kPad);
   for (std::size_t t = 0; t < traces.size(); ++t) {
     std::vector<const Row*> panel;
     for (const Row& r : rows) {
@@ -86,8 +100,8 @@ std::string svg_chart(const std::vector<Row>& rows) {
     double top = 0;
     for (const Row* r : panel) top = std::max({top, r->lru, r->tinylfu});
     top = std::ceil(top / 10) * 10;
-    const double x0 = kPad + static_cast<double>(t) * (kPanelW + kPad);
-    const double y0 = 40;
+    const double x0 = kPad + static_cast<double>(t % kPerRow) * (kPanelW + kPad);
+    const double y0 = 50 + static_cast<double>(t / kPerRow) * (kPanelH + kPad + 20);
     const auto x = [&](std::size_t i) {
       return panel.size() == 1
                  ? x0 + kPanelW / 2
@@ -160,7 +174,7 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "keel-cache-sim: {}\n", e.what());
       return 2;
     }
-    for (const std::size_t size : sizes.empty() ? default_sizes(name) : sizes) {
+    for (const std::size_t size : sizes.empty() ? default_sizes(name, keys) : sizes) {
       const double lru = replay<keel::cache::LruCache<std::uint64_t, bool>>(keys, size);
       const double tinylfu = replay<keel::cache::TinyLfuCache<std::uint64_t, bool>>(keys, size);
       rows.push_back({name, size, lru, tinylfu});

@@ -11,6 +11,7 @@ namespace keel::demo {
 void run_core_demo();
 void run_rate_limiter_demo();
 void run_circuit_breaker_demo();
+void run_cache_aside_demo();
 
 const std::vector<Demo>& all_demos() {
   static const std::vector<Demo> demos = {
@@ -22,6 +23,9 @@ const std::vector<Demo>& all_demos() {
       {"circuit_breaker",
        "a flaky dependency behind a circuit breaker: transitions, fallback, SVG timeline",
        run_circuit_breaker_demo},
+      {"cache_aside",
+       "a SQLite user repository behind cache-aside: hits, invalidation, ttl, single flight",
+       run_cache_aside_demo},
   };
   return demos;
 }

@@ -10,8 +10,9 @@
 // "not found" for a short ttl; optional ttl jitter spreads the expiries of entries loaded
 // together. A loader that returns nullopt means "not in the source".
 //
-// Thread safety: all members are safe to call from any number of threads. The loader runs on
-// the thread of the first caller that missed, without any lock held.
+// Thread safety: all members are safe to call from any number of threads. The loader and every
+// call into the cache run without CacheAside's lock held (a remote cache may take a round trip);
+// the loader runs on the thread of the first caller that missed.
 #pragma once
 
 #include <atomic>
@@ -88,6 +89,9 @@ class CacheAside {
   std::optional<V> wait_for(const std::shared_ptr<Flight>& flight,
                             std::unique_lock<std::mutex>& lock);
   std::optional<V> load(const K& key, const std::shared_ptr<Flight>& flight);
+  void store(const K& key, Flight& flight, const std::optional<V>& value);
+  void finish(const K& key, const std::shared_ptr<Flight>& flight, const std::optional<V>& value,
+              std::exception_ptr error);
   std::optional<Duration> jittered_ttl();  // REQUIRES: mutex_ held
 
   Cache<K, V>& cache_;

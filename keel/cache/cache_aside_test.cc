@@ -116,7 +116,7 @@ TEST_F(CacheAsideTest, AnInvalidationDuringALoadKeepsTheLoadedValueOutOfTheCache
 
 TEST_F(CacheAsideTest, TtlJitterSpreadsExpiries) {
   auto users = make({.ttl = seconds(100), .ttl_jitter = 0.2});
-  for (int id = 1000; id < 1100; ++id) db_.users[id] = "u";
+  for (int id = 1000; id < 1100; ++id) db_.users.emplace(id, "u");
   for (int id = 1000; id < 1100; ++id) users.get(id);
   clock_.advance(seconds(80) - Duration(1));
   for (int id = 1000; id < 1100; ++id) EXPECT_TRUE(cache_.get(id)) << "no ttl below 80 s";

@@ -20,8 +20,8 @@ struct ConnectionOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 6379;
   // Sent with AUTH after connecting when not empty; `username` selects an ACL user (Redis 6+).
-  std::string username;
-  std::string password;
+  std::string username{};
+  std::string password{};
   // Database selected after connecting. Default: 0. REQUIRES: >= 0.
   int database = 0;
   // Longest wait to open a connection, and for one command's reply. Default: 1 s each.

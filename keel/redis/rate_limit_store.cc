@@ -7,7 +7,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -16,6 +15,7 @@
 #include "keel/core/errors.h"
 #include "keel/core/internal/log.h"
 #include "keel/redis/internal/connection_pool.h"
+#include "keel/redis/internal/failure_log.h"
 #include "keel/redis/internal/rate_limit_scripts.h"
 
 namespace keel::redis {
@@ -158,11 +158,7 @@ struct RateLimitStore::Impl {
   std::atomic<std::uint64_t> failed_open{0};
   std::atomic<std::uint64_t> failed_closed{0};
   std::atomic<std::uint64_t> script_loads{0};
-  // Failures are logged at most once per kWarningInterval (of clock.now()), with their count.
-  static constexpr Duration kWarningInterval = std::chrono::seconds(10);
-  static constexpr Duration::rep kNever = std::numeric_limits<Duration::rep>::min();
-  std::atomic<Duration::rep> last_warning{kNever};
-  std::atomic<std::uint64_t> failures_since_warning{0};
+  internal::FailureLog failure_log{clock};
 };
 
 std::string RateLimitStore::Impl::redis_key(std::string_view key, Algorithm algorithm) const {
@@ -269,14 +265,10 @@ ratelimit::Decision RateLimitStore::Impl::fail(const ratelimit::Limit& limit,
 }
 
 void RateLimitStore::Impl::warn(const BackendError& error, bool open) {
-  const std::uint64_t unwarned = failures_since_warning.fetch_add(1, std::memory_order_relaxed) + 1;
-  const auto now = clock.now().time_since_epoch().count();
-  auto last = last_warning.load(std::memory_order_relaxed);
-  if (last != kNever && now - last < kWarningInterval.count()) return;
-  if (!last_warning.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
-  failures_since_warning.fetch_sub(unwarned, std::memory_order_relaxed);
-  keel::internal::logger().warn("RateLimitStore: {} Redis failure(s), failing {}; last: {}",
-                                unwarned, open ? "open" : "closed", error.what());
+  if (const std::uint64_t failures = failure_log.record()) {
+    keel::internal::logger().warn("RateLimitStore: {} Redis failure(s), failing {}; last: {}",
+                                  failures, open ? "open" : "closed", error.what());
+  }
 }
 
 RateLimitStore::RateLimitStore(RateLimitStoreOptions options, const Clock& clock) {

@@ -35,21 +35,7 @@ using ratelimit::testing::StoreConformanceTest;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::RedisServer;
-
-// One redis-server for the executable; a failed start fails every test with the reason.
-RedisServer& shared_server() {
-  static const auto started = []() -> std::pair<std::unique_ptr<RedisServer>, std::string> {
-    try {
-      return {RedisServer::start(), ""};
-    } catch (const std::exception& e) {
-      return {nullptr, e.what()};
-    }
-  }();
-  if (started.first == nullptr) {
-    throw std::runtime_error("could not start redis-server: " + started.second);
-  }
-  return *started.first;
-}
+using testing::shared_redis_server;
 
 // Tests share the server and ManualClocks all start at the same wall time: each store gets
 // its own key prefix so that no test sees another's state.
@@ -68,7 +54,8 @@ RateLimitStoreOptions options_for(const RedisServer& server, TimeSource time_sou
 }
 
 std::unique_ptr<ratelimit::Store> make_clock_store(ManualClock& clock) {
-  return std::make_unique<RateLimitStore>(options_for(shared_server(), TimeSource::clock), clock);
+  return std::make_unique<RateLimitStore>(options_for(shared_redis_server(), TimeSource::clock),
+                                          clock);
 }
 
 INSTANTIATE_TEST_SUITE_P(Redis, StoreConformanceTest,
@@ -124,7 +111,7 @@ class RedisClient {
 
 class RedisRateLimitStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override { server_ = &shared_server(); }
+  void SetUp() override { server_ = &shared_redis_server(); }
 
   RateLimitStoreOptions options(TimeSource time_source = TimeSource::clock) const {
     return options_for(*server_, time_source);

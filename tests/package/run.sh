@@ -15,3 +15,4 @@ cmake --build "$work/build" >/dev/null
 "$work/build/consumer"
 "$work/build/consumer_all"
 "$work/build/consumer_ratelimit"
+if [[ -x "$work/build/consumer_adapters" ]]; then "$work/build/consumer_adapters"; fi

@@ -3,6 +3,8 @@
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
 
+#include <stdexcept>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -56,5 +58,19 @@ std::unique_ptr<RedisServer> RedisServer::start() {
 
 RedisServer::RedisServer(TempDir dir, ChildProcess process, std::uint16_t port)
     : dir_(std::move(dir)), process_(std::move(process)), port_(port) {}
+
+RedisServer& shared_redis_server() {
+  static const auto started = []() -> std::pair<std::unique_ptr<RedisServer>, std::string> {
+    try {
+      return {RedisServer::start(), ""};
+    } catch (const std::exception& e) {
+      return {nullptr, e.what()};
+    }
+  }();
+  if (started.first == nullptr) {
+    throw std::runtime_error("could not start redis-server: " + started.second);
+  }
+  return *started.first;
+}
 
 }  // namespace keel::testing

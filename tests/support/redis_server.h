@@ -40,4 +40,9 @@ class RedisServer {
   std::uint16_t port_;
 };
 
+// The server shared by every test of the executable, started on first use and stopped at exit
+// (tests keep apart by key prefix). Throws std::runtime_error with the reason the start failed,
+// on every call, so that each test fails with it rather than skips.
+RedisServer& shared_redis_server();
+
 }  // namespace keel::testing

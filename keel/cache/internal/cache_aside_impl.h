@@ -45,6 +45,12 @@ std::optional<V> CacheAside<K, V, Hash, Eq>::get(const K& key) {
   const auto flight = std::make_shared<Flight>();
   flights_.emplace(key, flight);
   lock.unlock();
+  // A load that finished between our miss and our flight has stored its value (a flight is
+  // retired only after its store): look once more before loading again.
+  if (auto value = cache_.get(key)) {
+    finish(key, flight, value, nullptr);
+    return value;
+  }
   return load(key, flight);
 }
 
@@ -68,23 +74,51 @@ std::optional<V> CacheAside<K, V, Hash, Eq>::load(const K& key,
     error = std::current_exception();
     counters_.load_errors.fetch_add(1, std::memory_order_relaxed);
   }
-  std::lock_guard lock(mutex_);
-  // Stored under the lock, so that an invalidate() either happens before (and marks the flight)
-  // or after (and drops what was stored).
-  if (!error && !flight->invalidated) {
-    if (value) {
-      cache_.put(key, *value, jittered_ttl());
-    } else if (negatives_) {
-      negatives_->put(key, 1);
-    }
+  if (!error) store(key, *flight, value);
+  finish(key, flight, value, error);
+  if (error) std::rethrow_exception(error);
+  return value;
+}
+
+// Stores a loaded value without holding the lock (a remote cache may take a round trip). The
+// flight stays registered meanwhile, so an invalidate() either marks it before the store (and
+// the value is not stored) or during it (and the value stored is erased again here).
+template <class K, class V, class Hash, class Eq>
+void CacheAside<K, V, Hash, Eq>::store(const K& key, Flight& flight,
+                                       const std::optional<V>& value) {
+  std::optional<Duration> ttl;
+  {
+    std::lock_guard lock(mutex_);
+    if (flight.invalidated) return;
+    ttl = jittered_ttl();
   }
+  if (value) {
+    cache_.put(key, *value, ttl);
+  } else if (negatives_) {
+    negatives_->put(key, 1);
+  } else {
+    return;
+  }
+  bool invalidated = false;
+  {
+    std::lock_guard lock(mutex_);
+    invalidated = flight.invalidated;
+  }
+  if (invalidated) {
+    cache_.erase(key);
+    if (negatives_) negatives_->erase(key);
+  }
+}
+
+template <class K, class V, class Hash, class Eq>
+void CacheAside<K, V, Hash, Eq>::finish(const K& key, const std::shared_ptr<Flight>& flight,
+                                        const std::optional<V>& value, std::exception_ptr error) {
+  std::lock_guard lock(mutex_);
   flight->value = value;
-  flight->error = error;
+  flight->error = std::move(error);
   flight->done = true;
   flights_.erase(key);
   flight->done_cv.notify_all();
-  if (error) std::rethrow_exception(error);
-  return value;
 }
 
 template <class K, class V, class Hash, class Eq>
@@ -99,10 +133,12 @@ std::optional<Duration> CacheAside<K, V, Hash, Eq>::jittered_ttl() {
 
 template <class K, class V, class Hash, class Eq>
 void CacheAside<K, V, Hash, Eq>::invalidate(const K& key) {
-  std::lock_guard lock(mutex_);
   counters_.invalidations.fetch_add(1, std::memory_order_relaxed);
-  if (auto it = flights_.find(key); it != flights_.end()) it->second->invalidated = true;
-  cache_.erase(key);
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = flights_.find(key); it != flights_.end()) it->second->invalidated = true;
+  }
+  cache_.erase(key);  // outside the lock: a remote cache may take a round trip
   if (negatives_) negatives_->erase(key);
 }
 

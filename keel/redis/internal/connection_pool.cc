@@ -19,11 +19,6 @@
 namespace keel::redis::internal {
 namespace {
 
-struct ContextDeleter {
-  void operator()(redisContext* context) const noexcept { redisFree(context); }
-};
-using Context = std::unique_ptr<redisContext, ContextDeleter>;
-
 timeval to_timeval(Duration d) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
   return timeval{static_cast<time_t>(us / 1'000'000), static_cast<suseconds_t>(us % 1'000'000)};
@@ -77,31 +72,47 @@ class SigpipeBlock {
   sigset_t previous_{};
 };
 
-// One command on `context`; nullptr when the exchange failed (context->err says why, errno is
-// that of the failure).
-Reply exchange(redisContext* context, std::span<const std::string_view> args) {
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lengths;
-  argv.reserve(args.size());
-  lengths.reserve(args.size());
-  for (const std::string_view arg : args) {
-    argv.push_back(arg.data());
-    lengths.push_back(arg.size());
-  }
+// Sends `commands` on `context` at once and reads their replies; empty when the exchange failed
+// (context->err says why, errno is that of the failure).
+std::vector<Reply> send(redisContext* context,
+                        std::span<const std::span<const std::string_view>> commands) {
   SigpipeBlock no_sigpipe;
-  Reply reply(static_cast<redisReply*>(
-      redisCommandArgv(context, static_cast<int>(args.size()), argv.data(), lengths.data())));
-  if (reply == nullptr) {
+  auto failed = [&] {
     const int error_number = errno;
     no_sigpipe.take_raised();
     errno = error_number;
+    return std::vector<Reply>();
+  };
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lengths;
+  for (const auto& args : commands) {
+    argv.clear();
+    lengths.clear();
+    for (const std::string_view arg : args) {
+      argv.push_back(arg.data());
+      lengths.push_back(arg.size());
+    }
+    // Only buffers the command: redisGetReply writes the buffer out.
+    if (redisAppendCommandArgv(context, static_cast<int>(args.size()), argv.data(),
+                               lengths.data()) != REDIS_OK) {
+      return failed();
+    }
   }
-  return reply;
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    void* reply = nullptr;
+    if (redisGetReply(context, &reply) != REDIS_OK || reply == nullptr) return failed();
+    replies.emplace_back(static_cast<redisReply*>(reply));
+  }
+  return replies;
 }
 
 }  // namespace
 
 void ReplyDeleter::operator()(redisReply* reply) const noexcept { freeReplyObject(reply); }
+
+void ContextDeleter::operator()(redisContext* context) const noexcept { redisFree(context); }
 
 std::string_view reply_text(const redisReply& reply) noexcept {
   switch (reply.type) {
@@ -115,6 +126,40 @@ std::string_view reply_text(const redisReply& reply) noexcept {
 }
 
 bool is_error(const redisReply& reply) noexcept { return reply.type == REDIS_REPLY_ERROR; }
+
+Context connect(const ConnectionOptions& options) {
+  const std::string where = fmt::format("{}:{}", options.host, options.port);
+  Context context(redisConnectWithTimeout(options.host.c_str(), options.port,
+                                          to_timeval(options.connect_timeout)));
+  if (context == nullptr) throw BackendError("redis", where + ": cannot allocate a connection");
+  if (context->err != 0) {
+    throw BackendError("redis", fmt::format("cannot connect to {}: {}", where, context->errstr));
+  }
+  if (redisSetTimeout(context.get(), to_timeval(options.command_timeout)) != REDIS_OK) {
+    throw BackendError("redis", fmt::format("{}: cannot set the command timeout", where));
+  }
+
+  auto setup = [&](std::initializer_list<std::string_view> args) {
+    const std::span<const std::string_view> one[] = {std::span(args.begin(), args.size())};
+    const std::vector<Reply> replies = send(context.get(), one);
+    if (replies.empty()) {
+      throw BackendError("redis", fmt::format("{}: {}", where, context->errstr));
+    }
+    if (is_error(*replies.front())) {
+      throw BackendError("redis", fmt::format("{}: {} failed: {}", where, *args.begin(),
+                                              reply_text(*replies.front())));
+    }
+  };
+  if (!options.password.empty()) {
+    if (options.username.empty()) {
+      setup({"AUTH", options.password});
+    } else {
+      setup({"AUTH", options.username, options.password});
+    }
+  }
+  if (options.database != 0) setup({"SELECT", std::to_string(options.database)});
+  return context;
+}
 
 struct ConnectionPool::Connection {
   Context context;
@@ -153,10 +198,23 @@ ConnectionPool::ConnectionPool(ConnectionOptions options) : options_(std::move(o
 ConnectionPool::~ConnectionPool() = default;
 
 Reply ConnectionPool::command(std::span<const std::string_view> args) {
+  const std::span<const std::string_view> one[] = {args};
+  return std::move(exchange(one).front());
+}
+
+std::vector<Reply> ConnectionPool::pipeline(
+    std::span<const std::vector<std::string_view>> commands) {
+  if (commands.empty()) return {};
+  const std::vector<std::span<const std::string_view>> spans(commands.begin(), commands.end());
+  return exchange(spans);
+}
+
+std::vector<Reply> ConnectionPool::exchange(
+    std::span<const std::span<const std::string_view>> commands) {
   for (int attempt = 1;; ++attempt) {
     Lease lease = acquire();
-    Reply reply = exchange(lease->context.get(), args);
-    if (reply != nullptr) return reply;
+    std::vector<Reply> replies = send(lease->context.get(), commands);
+    if (!replies.empty()) return replies;
 
     const int error_number = errno;
     failures_.fetch_add(1, std::memory_order_relaxed);
@@ -192,37 +250,8 @@ ConnectionPool::Lease ConnectionPool::acquire() {
 }
 
 std::unique_ptr<ConnectionPool::Connection> ConnectionPool::open_connection() {
-  const std::string where = fmt::format("{}:{}", options_.host, options_.port);
   auto connection = std::make_unique<Connection>();
-  connection->context.reset(redisConnectWithTimeout(options_.host.c_str(), options_.port,
-                                                    to_timeval(options_.connect_timeout)));
-  redisContext* context = connection->context.get();
-  if (context == nullptr) throw BackendError("redis", where + ": cannot allocate a connection");
-  if (context->err != 0) {
-    throw BackendError("redis", fmt::format("cannot connect to {}: {}", where, context->errstr));
-  }
-  if (redisSetTimeout(context, to_timeval(options_.command_timeout)) != REDIS_OK) {
-    throw BackendError("redis", fmt::format("{}: cannot set the command timeout", where));
-  }
-
-  auto setup = [&](std::initializer_list<std::string_view> args) {
-    const Reply reply = exchange(context, std::span(args.begin(), args.size()));
-    if (reply == nullptr) {
-      throw BackendError("redis", fmt::format("{}: {}", where, context->errstr));
-    }
-    if (is_error(*reply)) {
-      throw BackendError(
-          "redis", fmt::format("{}: {} failed: {}", where, *args.begin(), reply_text(*reply)));
-    }
-  };
-  if (!options_.password.empty()) {
-    if (options_.username.empty()) {
-      setup({"AUTH", options_.password});
-    } else {
-      setup({"AUTH", options_.username, options_.password});
-    }
-  }
-  if (options_.database != 0) setup({"SELECT", std::to_string(options_.database)});
+  connection->context = connect(options_);
   return connection;
 }
 

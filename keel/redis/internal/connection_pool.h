@@ -22,6 +22,7 @@
 
 #include "keel/redis/connection_options.h"
 
+struct redisContext;
 struct redisReply;
 
 namespace keel::redis::internal {
@@ -32,9 +33,18 @@ struct ReplyDeleter {
 // Never null when returned by ConnectionPool::command.
 using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
+struct ContextDeleter {
+  void operator()(redisContext* context) const noexcept;
+};
+using Context = std::unique_ptr<redisContext, ContextDeleter>;
+
 // The text of a string, status or error reply; empty for other types.
 std::string_view reply_text(const redisReply& reply) noexcept;
 bool is_error(const redisReply& reply) noexcept;
+
+// Opens a blocking connection with options' timeouts, sends AUTH and SELECT as configured.
+// Throws BackendError naming the server when any of it fails.
+Context connect(const ConnectionOptions& options);
 
 class ConnectionPool {
  public:
@@ -48,6 +58,10 @@ class ConnectionPool {
   // keel::BackendError when no connection can be opened or the exchange fails (I/O error,
   // timeout).
   Reply command(std::span<const std::string_view> args);
+  // Sends the commands at once and reads their replies, in order: one round trip (pipelining).
+  // Not atomic: other clients' commands may run between them. Failures and the one resend are
+  // as for command(), for the whole pipeline.
+  std::vector<Reply> pipeline(std::span<const std::vector<std::string_view>> commands);
 
   // Failed connects and exchanges so far, including the ones retried successfully.
   std::uint64_t failures() const noexcept { return failures_.load(std::memory_order_relaxed); }
@@ -58,6 +72,7 @@ class ConnectionPool {
   struct Connection;
   class Lease;
 
+  std::vector<Reply> exchange(std::span<const std::span<const std::string_view>> commands);
   Lease acquire();
   std::unique_ptr<Connection> open_connection();
   void give_back(std::unique_ptr<Connection> connection);  // healthy: back to idle

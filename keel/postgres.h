@@ -1,0 +1,4 @@
+// keel/postgres: the PostgreSQL engine under keel's stores (libpqxx stays out of these headers).
+#pragma once
+
+#include "keel/postgres/connection.h"

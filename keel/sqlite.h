@@ -1,0 +1,5 @@
+// keel/sqlite: the embedded SQLite engine under keel's stores (sqlite3 stays out of these
+// headers).
+#pragma once
+
+#include "keel/sqlite/database.h"
