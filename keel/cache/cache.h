@@ -7,8 +7,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "keel/core/clock.h"
+#include "keel/core/metrics.h"
+#include "keel/core/subscription.h"
 
 namespace keel::cache {
 
@@ -52,5 +58,32 @@ class Cache {
   virtual void clear() = 0;
   virtual CacheStats stats() const = 0;
 };
+
+// Exposes a cache's stats() until the Subscription ends (the cache must outlive it):
+//   keel_cache_requests_total{cache="<name>",result="hit"|"miss"}, keel_cache_puts_total,
+//   keel_cache_evictions_total and keel_cache_expirations_total{cache}.
+// (Hit ratio in PromQL: rate(...{result="hit"}[5m]) / rate(keel_cache_requests_total[5m]).)
+template <class K, class V>
+Subscription register_metrics(MetricsRegistry& registry, std::string_view name,
+                              const Cache<K, V>& cache) {
+  const std::string label(name);
+  std::vector<Subscription> parts;
+  const auto add = [&](std::string_view metric, std::string_view help, Labels labels,
+                       std::uint64_t CacheStats::*field) {
+    parts.push_back(registry.counter_fn(metric, help, labels, [&cache, field] {
+      return static_cast<double>(cache.stats().*field);
+    }));
+  };
+  add("keel_cache_requests_total", "Cache lookups by result", {{"cache", label}, {"result", "hit"}},
+      &CacheStats::hits);
+  add("keel_cache_requests_total", "Cache lookups by result",
+      {{"cache", label}, {"result", "miss"}}, &CacheStats::misses);
+  add("keel_cache_puts_total", "Entries stored", {{"cache", label}}, &CacheStats::puts);
+  add("keel_cache_evictions_total", "Live entries dropped for room", {{"cache", label}},
+      &CacheStats::evictions);
+  add("keel_cache_expirations_total", "Entries dropped after their ttl", {{"cache", label}},
+      &CacheStats::expirations);
+  return Subscription::all(std::move(parts));
+}
 
 }  // namespace keel::cache

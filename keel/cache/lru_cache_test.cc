@@ -120,6 +120,23 @@ TYPED_TEST(CacheContractTest, IsUsableThroughTheInterface) {
   EXPECT_EQ(cache.get("a"), 1);
 }
 
+TYPED_TEST(CacheContractTest, RegistersItsStatsAsPrometheusCounters) {
+  auto cache = this->make(10);
+  MetricsRegistry registry;
+  Subscription exported = register_metrics(registry, "users", cache);
+  cache.put("a", 1);
+  cache.get("a");
+  cache.get("b");
+  const std::string text = registry.render();
+  for (const char* line : {R"(keel_cache_requests_total{cache="users",result="hit"} 1)",
+                           R"(keel_cache_requests_total{cache="users",result="miss"} 1)",
+                           R"(keel_cache_puts_total{cache="users"} 1)"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+  exported.unsubscribe();
+  EXPECT_EQ(registry.render().find("keel_cache_puts_total{"), std::string::npos);
+}
+
 TEST(LruCacheTest, ExactLruWithOneShard) {
   ManualClock clock;
   LruCache<std::string, int> cache(3, {.shards = 1}, clock);
