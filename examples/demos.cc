@@ -12,6 +12,7 @@ void run_core_demo();
 void run_rate_limiter_demo();
 void run_circuit_breaker_demo();
 void run_cache_aside_demo();
+void run_pub_sub_demo();
 
 const std::vector<Demo>& all_demos() {
   static const std::vector<Demo> demos = {
@@ -26,6 +27,8 @@ const std::vector<Demo>& all_demos() {
       {"cache_aside",
        "a SQLite user repository behind cache-aside: hits, invalidation, ttl, single flight",
        run_cache_aside_demo},
+      {"pub_sub", "an order bus: wildcards, a failing subscriber and its dead letter, async delivery",
+       run_pub_sub_demo},
   };
   return demos;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "keel/core/backoff.h"
+#include "keel/core/call_gate.h"
 #include "keel/core/clock.h"
 #include "keel/core/encoding.h"
 #include "keel/core/errors.h"

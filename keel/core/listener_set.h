@@ -19,13 +19,10 @@
 #include <mutex>
 #include <vector>
 
+#include "keel/core/call_gate.h"
 #include "keel/core/subscription.h"
 
 namespace keel {
-namespace internal {
-// The listener entries the current thread is inside of (a stack: callbacks may nest).
-std::vector<const void*>& listener_calls_on_this_thread() noexcept;
-}  // namespace internal
 
 template <class... Args>
 class ListenerSet {
@@ -50,10 +47,7 @@ class ListenerSet {
   struct Entry {
     explicit Entry(Callback c) : callback(std::move(c)) {}
     const Callback callback;
-    std::mutex mu;
-    std::condition_variable idle;
-    int in_flight = 0;   // GUARDED_BY(mu)
-    bool active = true;  // GUARDED_BY(mu)
+    CallGate gate;
   };
   struct State {
     mutable std::mutex mu;
@@ -84,25 +78,14 @@ std::vector<std::exception_ptr> ListenerSet<Args...>::notify(const Args&... args
     snapshot = state_->entries;
   }
   std::vector<std::exception_ptr> errors;
-  auto& calls = internal::listener_calls_on_this_thread();
   for (const auto& entry : snapshot) {
-    {
-      std::lock_guard lock(entry->mu);
-      if (!entry->active) continue;
-      ++entry->in_flight;
-    }
-    calls.push_back(entry.get());
+    const CallGate::Scope scope(entry->gate);
+    if (!scope) continue;
     try {
       entry->callback(args...);
     } catch (...) {
       errors.push_back(std::current_exception());
     }
-    calls.pop_back();
-    {
-      std::lock_guard lock(entry->mu);
-      --entry->in_flight;
-    }
-    entry->idle.notify_all();
   }
   return errors;
 }
@@ -116,14 +99,7 @@ std::size_t ListenerSet<Args...>::size() const {
 template <class... Args>
 void ListenerSet<Args...>::detach(const std::weak_ptr<State>& weak_state,
                                   const std::shared_ptr<Entry>& entry) {
-  const auto& calls = internal::listener_calls_on_this_thread();
-  // Calls of this listener further up this thread's stack cannot finish before we return.
-  const auto own_calls = std::count(calls.begin(), calls.end(), entry.get());
-  {
-    std::unique_lock lock(entry->mu);
-    entry->active = false;
-    entry->idle.wait(lock, [&] { return entry->in_flight == own_calls; });
-  }
+  entry->gate.close();
   if (auto state = weak_state.lock()) {
     std::lock_guard lock(state->mu);
     std::erase(state->entries, entry);
