@@ -3,13 +3,16 @@
 // topic's length and the number of matches), and a linear scan with topic_matches for contrast.
 // Run: build/release/bench/keel_pubsub_benchmark
 #include <benchmark/benchmark.h>
+
 #include <fmt/format.h>
+#include <atomic>
 
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "keel/pubsub/event_bus.h"
 #include "keel/pubsub/internal/topic_trie.h"
 #include "keel/pubsub/topic.h"
 
@@ -87,6 +90,40 @@ void BM_LinearScan(benchmark::State& state) {
   state.SetLabel(topic);
 }
 BENCHMARK(BM_LinearScan)->Arg(1)->Arg(1'000)->Arg(100'000)->Unit(benchmark::kMicrosecond);
+
+// The whole bus: 10,000 services with `svc{i}.*` and `svc{i}.created` subscriptions (20,000) and
+// 100 `#`-style ones, trivial handlers; each publish of `svc{i}.created` reaches 2 of the services'
+// subscriptions plus the matching `#` ones. Synchronous delivery, or asynchronous on 2 workers
+// (then timed until the queues are drained).
+void BM_BusPublish(benchmark::State& state) {
+  const bool async = state.range(0) == 1;
+  EventBus bus({.delivery = async ? Delivery::asynchronous : Delivery::synchronous, .workers = 2});
+  std::atomic<std::uint64_t> handled{0};
+  std::vector<Subscription> subs;
+  const auto count = [&handled](const Message&) {
+    handled.fetch_add(1, std::memory_order_relaxed);
+  };
+  for (int i = 0; i < 10'000; ++i) {
+    subs.push_back(bus.subscribe(fmt::format("svc{}.*", i), count, {.queue_capacity = 1 << 16}));
+    subs.push_back(
+        bus.subscribe(fmt::format("svc{}.created", i), count, {.queue_capacity = 1 << 16}));
+  }
+  for (int j = 0; j < 100; ++j) {
+    subs.push_back(
+        bus.subscribe(fmt::format("svc{}.#", j * 97), count, {.queue_capacity = 1 << 16}));
+  }
+  std::vector<std::string> topics;
+  for (int i = 0; i < 1024; ++i)
+    topics.push_back(fmt::format("svc{}.created", (i * 7919) % 10'000));
+  std::size_t i = 0;
+  for (auto _ : state) bus.publish(topics[i++ & 1023], "payload");
+  bus.flush();
+  state.SetItemsProcessed(state.iterations());
+  state.counters["deliveries_per_s"] =
+      benchmark::Counter(static_cast<double>(handled.load()), benchmark::Counter::kIsRate);
+  state.SetLabel(async ? "asynchronous, 2 workers" : "synchronous");
+}
+BENCHMARK(BM_BusPublish)->Arg(0)->Arg(1)->UseRealTime();
 
 }  // namespace
 }  // namespace keel::pubsub

@@ -143,12 +143,14 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
   }
 
   void adjust_queued(long queued_delta, long running_delta) {
+    bool idle = false;
     {
       std::lock_guard lock(flush_mutex);
       queued = static_cast<std::size_t>(static_cast<long>(queued) + queued_delta);
       running = static_cast<std::size_t>(static_cast<long>(running) + running_delta);
+      idle = queued == 0 && running == 0;
     }
-    flush_cv.notify_all();
+    if (idle) flush_cv.notify_all();  // only flush() waits, and only for idle
   }
 
   enum class Outcome { done, retrying };
@@ -277,6 +279,10 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
     if (more) make_ready(sub);
   }
 
+  // A worker takes a ready subscription and delivers up to kBatch of its messages in order
+  // before handing it back, so that a busy subscription costs one hand-off per batch.
+  static constexpr int kBatch = 64;
+
   void work() {
     for (;;) {
       SubPtr sub;
@@ -287,23 +293,23 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
         sub = std::move(ready.front());
         ready.pop_front();
       }
-      MessagePtr message;
-      {
-        std::lock_guard lock(sub->queue_mutex);
-        if (!sub->queue.empty()) {
-          message = std::move(sub->queue.front());
-          sub->queue.pop_front();
+      Outcome outcome = Outcome::done;
+      for (int n = 0; n < kBatch && outcome == Outcome::done; ++n) {
+        MessagePtr message;
+        {
+          std::lock_guard lock(sub->queue_mutex);
+          if (!sub->queue.empty()) {
+            message = std::move(sub->queue.front());
+            sub->queue.pop_front();
+          }
         }
+        if (!message) break;
+        sub->not_full.notify_one();
+        adjust_queued(-1, 1);
+        outcome = attempt(sub, message, 1);
+        adjust_queued(0, -1);
       }
-      if (!message) {
-        continue_queue(sub);
-        continue;
-      }
-      sub->not_full.notify_one();
-      adjust_queued(-1, 1);
-      const Outcome outcome = attempt(sub, message, 1);
-      adjust_queued(0, -1);
-      if (outcome == Outcome::done) continue_queue(sub);
+      if (outcome == Outcome::done) continue_queue(sub);  // else the retry continues it
     }
   }
 
