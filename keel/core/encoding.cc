@@ -21,22 +21,6 @@ constexpr std::array<std::int8_t, 256> kDigitValue = [] {
   return table;
 }();
 
-// Shows untrusted input in messages without flooding them or printing raw control bytes.
-std::string quoted(std::string_view text) {
-  constexpr std::size_t kMax = 64;
-  std::string out;
-  for (char c : text.substr(0, kMax)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) {
-      out += c;
-    } else {
-      out += fmt::format("\\x{:02x}", u);
-    }
-  }
-  if (text.size() > kMax) out += fmt::format("... ({} bytes)", text.size());
-  return "'" + out + "'";
-}
-
 std::string hex_digest(const EVP_MD* md, std::string_view data, const char* name) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
@@ -77,13 +61,13 @@ std::uint64_t base62_decode(std::string_view text) {
   for (std::size_t i = 0; i < text.size(); ++i) {
     const std::int8_t digit = kDigitValue[static_cast<unsigned char>(text[i])];
     if (digit < 0) {
-      throw std::invalid_argument(
-          fmt::format("base62_decode: invalid character at position {} in {}", i, quoted(text)));
+      throw std::invalid_argument(fmt::format(
+          "base62_decode: invalid character at position {} in {}", i, quote_for_message(text)));
     }
     const auto d = static_cast<std::uint64_t>(static_cast<unsigned char>(digit));
     if (value > (kMax - d) / 62) {
-      throw std::invalid_argument(
-          fmt::format("base62_decode: {} overflows a 64-bit unsigned integer", quoted(text)));
+      throw std::invalid_argument(fmt::format(
+          "base62_decode: {} overflows a 64-bit unsigned integer", quote_for_message(text)));
     }
     value = value * 62 + d;
   }
@@ -94,6 +78,22 @@ std::string md5_hex(std::string_view data) { return hex_digest(EVP_md5(), data, 
 
 std::string sha256_hex(std::string_view data) {
   return hex_digest(EVP_sha256(), data, "sha256_hex");
+}
+
+std::string quote_for_message(std::string_view text) {
+  constexpr std::size_t kMax = 64;
+  std::string out = "'";
+  for (char c : text.substr(0, kMax)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) {
+      out += c;
+    } else {
+      out += fmt::format("\\x{:02x}", u);
+    }
+  }
+  out += '\'';
+  if (text.size() > kMax) out += fmt::format("... ({} bytes)", text.size());
+  return out;
 }
 
 }  // namespace keel

@@ -31,4 +31,9 @@ std::uint64_t base62_decode(std::string_view text);
 std::string md5_hex(std::string_view data);
 std::string sha256_hex(std::string_view data);
 
+// Untrusted input as shown in an error message: in single quotes, bytes outside printable ASCII
+// as \xNN, cut after 64 bytes (with the full length said), so that a message never floods a log
+// or carries raw control bytes.
+std::string quote_for_message(std::string_view text);
+
 }  // namespace keel

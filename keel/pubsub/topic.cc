@@ -1,5 +1,7 @@
 #include "keel/pubsub/topic.h"
 
+#include "keel/core/encoding.h"
+
 #include <fmt/format.h>
 
 #include <cstdint>
@@ -10,26 +12,9 @@ namespace {
 
 enum class Kind { topic, pattern };
 
-// Shows untrusted input in messages without flooding them or printing raw control bytes.
-std::string quoted(std::string_view text) {
-  constexpr std::size_t kMax = 64;
-  std::string out = "'";
-  for (char c : text.substr(0, kMax)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) {
-      out += c;
-    } else {
-      out += fmt::format("\\x{:02x}", u);
-    }
-  }
-  out += '\'';
-  if (text.size() > kMax) out += fmt::format("... ({} bytes)", text.size());
-  return out;
-}
-
 [[noreturn]] void fail(Kind kind, std::string_view input, std::string_view reason) {
   throw InvalidTopic(fmt::format("invalid {} {}: {}", kind == Kind::topic ? "topic" : "pattern",
-                                 quoted(input), reason));
+                                 quote_for_message(input), reason));
 }
 
 bool is_wildcard_char(char c) { return c == '*' || c == '#' || c == '>'; }
@@ -56,7 +41,7 @@ void validate_token(Kind kind, std::string_view input, std::size_t begin, std::s
       fail(kind, input,
            fmt::format("forbidden character {} at byte {} (tokens are printable ASCII without "
                        "whitespace)",
-                       quoted(token.substr(i, 1)), begin + i));
+                       quote_for_message(token.substr(i, 1)), begin + i));
     }
     if (!is_wildcard_char(c)) continue;
     if (kind == Kind::topic) {
@@ -68,7 +53,7 @@ void validate_token(Kind kind, std::string_view input, std::size_t begin, std::s
     if (token.size() > 1) {
       fail(kind, input,
            fmt::format("wildcard '{}' inside token {} (a wildcard must be a whole token)", c,
-                       quoted(token)));
+                       quote_for_message(token)));
     }
     if (c == '>' && !last) fail(kind, input, "'>' must be the last token");
   }
