@@ -29,6 +29,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -102,6 +103,24 @@ class RedisCache final : public cache::Cache<K, V> {
 
   cache::CacheStats stats() const override { return core_.stats(); }
   RedisCacheMetrics metrics() const noexcept { return core_.metrics(); }
+
+  // Exposes stats() (as keel::cache::register_metrics does) and the Redis failures,
+  // keel_redis_cache_errors_total{cache,op="read"|"write"}, until the Subscription ends. The cache
+  // must outlive it.
+  Subscription register_metrics(MetricsRegistry& registry, std::string_view name) const {
+    const std::string label(name);
+    std::vector<Subscription> parts;
+    parts.push_back(cache::register_metrics(registry, name, *this));
+    parts.push_back(
+        registry.counter_fn("keel_redis_cache_errors_total", "Redis cache operations that failed",
+                            {{"cache", label}, {"op", "read"}},
+                            [this] { return static_cast<double>(metrics().read_errors); }));
+    parts.push_back(
+        registry.counter_fn("keel_redis_cache_errors_total", "Redis cache operations that failed",
+                            {{"cache", label}, {"op", "write"}},
+                            [this] { return static_cast<double>(metrics().write_errors); }));
+    return Subscription::all(std::move(parts));
+  }
 
   // The Redis key holding `key`: key_prefix + KeyCodec::encode(key).
   std::string redis_key(const K& key) const { return core_.redis_key(KeyCodec::encode(key)); }

@@ -268,6 +268,21 @@ TEST_F(RedisCacheTest, RedisDownReadsAreMissesAndWritesAreCountedNeverThrown) {
   EXPECT_EQ(cache.stats().misses, 3u);
 }
 
+TEST_F(RedisCacheTest, RegistersStatsAndErrorsAsPrometheusCounters) {
+  options_.connection.port = testing::free_loopback_port();  // every operation fails
+  RedisCache<std::string, std::string> cache(options_);
+  MetricsRegistry registry;
+  Subscription exported = cache.register_metrics(registry, "users");
+  cache.get("k");
+  cache.put("k", "v");
+  const std::string text = registry.render();
+  for (const char* line : {R"(keel_cache_requests_total{cache="users",result="miss"} 1)",
+                           R"(keel_redis_cache_errors_total{cache="users",op="read"} 1)",
+                           R"(keel_redis_cache_errors_total{cache="users",op="write"} 1)"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+}
+
 TEST_F(RedisCacheTest, InvalidOptionsAndTtlsThrow) {
   RedisCacheOptions no_prefix = options_;
   no_prefix.key_prefix.clear();

@@ -188,6 +188,36 @@ class TwoTierCache final : public cache::Cache<K, V> {
     return {.hits = read(l1_hits_) + read(l2_hits_), .misses = read(misses_), .puts = read(puts_)};
   }
 
+  // Exposes keel_two_tier_cache_requests_total{cache,result="l1_hit"|"l2_hit"|"miss"|
+  // "l1_bypass"} and keel_two_tier_cache_invalidations_total{cache,direction="sent"|"received"}
+  // until the Subscription ends. The cache must outlive it.
+  Subscription register_metrics(MetricsRegistry& registry, std::string_view name) const {
+    const std::string label(name);
+    std::vector<Subscription> parts;
+    const auto add = [&](std::string_view metric, std::string_view help, Labels labels,
+                         std::uint64_t TwoTierCacheMetrics::*field) {
+      parts.push_back(registry.counter_fn(
+          metric, help, labels, [this, field] { return static_cast<double>(metrics().*field); }));
+    };
+    constexpr std::string_view kRequests = "keel_two_tier_cache_requests_total";
+    constexpr std::string_view kRequestsHelp = "Two-tier cache lookups by where they were answered";
+    add(kRequests, kRequestsHelp, {{"cache", label}, {"result", "l1_hit"}},
+        &TwoTierCacheMetrics::l1_hits);
+    add(kRequests, kRequestsHelp, {{"cache", label}, {"result", "l2_hit"}},
+        &TwoTierCacheMetrics::l2_hits);
+    add(kRequests, kRequestsHelp, {{"cache", label}, {"result", "miss"}},
+        &TwoTierCacheMetrics::misses);
+    add(kRequests, kRequestsHelp, {{"cache", label}, {"result", "l1_bypass"}},
+        &TwoTierCacheMetrics::l1_bypasses);
+    constexpr std::string_view kInvalidations = "keel_two_tier_cache_invalidations_total";
+    constexpr std::string_view kInvalidationsHelp = "Invalidation broadcasts";
+    add(kInvalidations, kInvalidationsHelp, {{"cache", label}, {"direction", "sent"}},
+        &TwoTierCacheMetrics::invalidations_sent);
+    add(kInvalidations, kInvalidationsHelp, {{"cache", label}, {"direction", "received"}},
+        &TwoTierCacheMetrics::invalidations_received);
+    return Subscription::all(std::move(parts));
+  }
+
   TwoTierCacheMetrics metrics() const noexcept {
     return {.l1_hits = read(l1_hits_),
             .l2_hits = read(l2_hits_),

@@ -139,6 +139,23 @@ TEST_F(TwoTierCacheTest, PutOnOneNodeReplacesTheValueInEveryL1) {
   EXPECT_EQ(a.cache.metrics().l1_hits, 2u) << "an L2 hit fills L1";
 }
 
+TEST_F(TwoTierCacheTest, RegistersItsLookupsAndInvalidationsAsPrometheusCounters) {
+  Node a(options_);
+  expect_subscribed(a);
+  MetricsRegistry registry;
+  Subscription exported = a.cache.register_metrics(registry, "users");
+  a.cache.put("k", "v");
+  EXPECT_EQ(a.cache.get("k"), "v");
+  EXPECT_EQ(a.cache.get("absent"), std::nullopt);
+  const std::string text = registry.render();
+  for (const char* line :
+       {R"(keel_two_tier_cache_requests_total{cache="users",result="l1_hit"} 1)",
+        R"(keel_two_tier_cache_requests_total{cache="users",result="miss"} 1)",
+        R"(keel_two_tier_cache_invalidations_total{cache="users",direction="sent"} 1)"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+}
+
 TEST_F(TwoTierCacheTest, NodeIgnoresItsOwnBroadcasts) {
   Node a(options_);
   Node b(options_);
