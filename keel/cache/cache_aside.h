@@ -57,6 +57,7 @@ struct CacheAsideStats {
   std::uint64_t load_errors = 0;    // loader calls that threw
   std::uint64_t negative_hits = 0;  // "not found" answered from the cache
   std::uint64_t invalidations = 0;
+  std::uint64_t store_errors = 0;  // loaded values the cache threw on (returned, not cached)
 };
 
 template <class K, class V, class Hash = std::hash<K>, class Eq = std::equal_to<K>>
@@ -103,7 +104,7 @@ class CacheAside {
   std::mt19937_64 rng_{std::random_device{}()};                       // guarded by mutex_
   struct Counters {
     std::atomic<std::uint64_t> hits{0}, misses{0}, loads{0}, shared_loads{0}, load_errors{0},
-        negative_hits{0}, invalidations{0};
+        negative_hits{0}, invalidations{0}, store_errors{0};
   } counters_;
 };
 

@@ -127,6 +127,47 @@ TEST_F(CacheAsideTest, TtlJitterSpreadsExpiries) {
   EXPECT_LT(expired, 80) << "but not all at once";
 }
 
+// A cache that fails on demand, as a remote one does when its server is unreachable.
+class FailingCache final : public Cache<int, std::string> {
+ public:
+  bool fail_gets = false, fail_puts = false;
+  std::optional<std::string> get(const int& key) override {
+    if (fail_gets) throw std::runtime_error("cache down");
+    return inner.get(key);
+  }
+  void put(const int& key, std::string value, std::optional<Duration> ttl) override {
+    if (fail_puts) throw std::runtime_error("cache down");
+    inner.put(key, std::move(value), ttl);
+  }
+  bool erase(const int& key) override { return inner.erase(key); }
+  std::size_t size() const override { return inner.size(); }
+  std::size_t capacity() const override { return inner.capacity(); }
+  void clear() override { inner.clear(); }
+  CacheStats stats() const override { return inner.stats(); }
+  LruCache<int, std::string> inner{100};
+};
+
+TEST_F(CacheAsideTest, ACacheThatThrowsOnPutStillReturnsTheLoadedValueAndNeverHangsAKey) {
+  FailingCache failing;
+  failing.fail_puts = true;
+  CacheAside<int, std::string> users(failing, [this](const int& id) { return db_.find(id); });
+  EXPECT_EQ(users.get(1), "ada");
+  EXPECT_EQ(users.stats().store_errors, 1U);
+  failing.fail_puts = false;
+  EXPECT_EQ(users.get(1), "ada") << "the key's flight was finished: no caller waits forever";
+  EXPECT_EQ(users.get(1), "ada");
+  EXPECT_EQ(db_.reads, 2);
+}
+
+TEST_F(CacheAsideTest, ACacheThatThrowsOnGetFailsTheCallWithoutHangingTheKey) {
+  FailingCache failing;
+  CacheAside<int, std::string> users(failing, [this](const int& id) { return db_.find(id); });
+  failing.fail_gets = true;
+  EXPECT_THROW(users.get(1), std::runtime_error);
+  failing.fail_gets = false;
+  EXPECT_EQ(users.get(1), "ada");
+}
+
 TEST_F(CacheAsideTest, InvalidOptionsAreRefused) {
   EXPECT_THROW(make({.ttl = Duration::zero()}), std::invalid_argument);
   EXPECT_THROW(make({.negative_ttl = -seconds(1)}), std::invalid_argument);

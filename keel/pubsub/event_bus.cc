@@ -158,7 +158,12 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
   // One attempt. On failure, schedules the next attempt or dead-letters the message.
   Outcome attempt(const SubPtr& sub, const MessagePtr& message, int number) {
     const CallGate::Scope scope(sub->gate);
-    if (!scope) return Outcome::done;  // unsubscribed meanwhile
+    if (!scope) {  // unsubscribed meanwhile: the message is dropped, counted and logged
+      count_dropped(*sub, 1);
+      keel::internal::logger().warn("pubsub: subscription '{}' ended before '{}' #{} reached it",
+                                    sub->name, message->topic, message->sequence);
+      return Outcome::done;
+    }
     try {
       sub->handler(*message);
       ++sub->delivered;
@@ -183,17 +188,22 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
           "pubsub: subscription '{}' failed on '{}' (attempt {}): {}; retrying", sub->name,
           message->topic, number, what);
       std::weak_ptr<Impl> weak = weak_from_this();
-      scheduler().schedule_after(delay, [weak, sub, message, number] {
+      const TaskHandle handle = scheduler().schedule_after(delay, [weak, sub, message, number] {
         if (auto self = weak.lock()) self->retry(sub, message, number + 1);
       });
-      return Outcome::retrying;
+      if (!handle.cancelled()) return Outcome::retrying;
+      // The scheduler refused the retry (shutting down): give up on the message now.
+      dead_letter(*sub, *message, what + " (the retry could not be scheduled)", number);
+      return Outcome::done;
     }
     dead_letter(*sub, *message, what, number);
     return Outcome::done;
   }
 
   void retry(const SubPtr& sub, const MessagePtr& message, int number) {
+    adjust_queued(0, 1);  // a handler running on the scheduler's thread: flush() waits for it
     const Outcome outcome = attempt(sub, message, number);
+    adjust_queued(0, -1);
     if (sub->delivery == Delivery::asynchronous && outcome == Outcome::done) continue_queue(sub);
   }
 

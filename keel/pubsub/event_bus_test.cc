@@ -127,6 +127,21 @@ TEST_F(EventBusTest, ARetryThatSucceedsIsDelivered) {
   EXPECT_EQ(bus.metrics().dead_lettered, 0U);
 }
 
+TEST(EventBusRetryTest, ARetryTheSchedulerRefusesIsDeadLetteredNotLost) {
+  ThreadPoolScheduler stopped(1);
+  stopped.shutdown(ShutdownMode::cancel);
+  std::vector<DeadLetter> letters;
+  EventBus bus({.scheduler = &stopped,
+                .dead_letter_handler = [&](const DeadLetter& d) { letters.push_back(d); }});
+  Subscription s = bus.subscribe(
+      "x", [](const Message&) { throw std::runtime_error("boom"); },
+      {.retry = {.initial = milliseconds(10), .max_attempts = 3, .jitter = Jitter::none}});
+  bus.publish("x", "");
+  ASSERT_EQ(letters.size(), 1U);
+  EXPECT_EQ(letters[0].attempts, 1);
+  EXPECT_NE(letters[0].error.find("could not be scheduled"), std::string::npos);
+}
+
 TEST_F(EventBusTest, DeadLettersArePublishedToTheDeadLetterTopic) {
   EventBus bus = make({.dead_letter_topic = "dead_letter"});
   std::vector<Message> letters;

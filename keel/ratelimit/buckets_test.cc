@@ -240,6 +240,20 @@ TEST(TokenBucketTest, ManyChangesWrapTheParameterGeneration) {
   EXPECT_DOUBLE_EQ(bucket.rate(), 1.0);
 }
 
+// Regression: debt built by reservations, scaled by a much slower rate, overflowed the 60-bit
+// time field, wrapped, and the bucket came back full.
+TEST(TokenBucketTest, SlowingTheRateNeverTurnsHugeDebtIntoAFullBucket) {
+  ManualClock clock;
+  const double rate = 1e9 / static_cast<double>(std::int64_t{1} << 40);  // 2^40 ns per token
+  TokenBucket bucket(rate, 1024, clock);
+  int reserved = 0;
+  while (bucket.reserve(1024).ok() && reserved < 200) ++reserved;
+  ASSERT_GT(reserved, 100) << "deep in debt";
+  bucket.set_rate(rate / 16);
+  EXPECT_LT(bucket.available(), 0.0);
+  EXPECT_FALSE(bucket.try_acquire().allowed);
+}
+
 TEST(TokenBucketTest, ShrinkingCapacityDropsTokensAboveIt) {
   ManualClock clock;
   TokenBucket bucket(1, 10, clock);

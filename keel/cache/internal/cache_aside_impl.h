@@ -47,9 +47,18 @@ std::optional<V> CacheAside<K, V, Hash, Eq>::get(const K& key) {
   lock.unlock();
   // A load that finished between our miss and our flight has stored its value (a flight is
   // retired only after its store): look once more before loading again.
-  if (auto value = cache_.get(key)) {
-    finish(key, flight, value, nullptr);
-    return value;
+  try {
+    if (auto value = cache_.get(key)) {
+      finish(key, flight, value, nullptr);
+      return value;
+    }
+    if (negatives_ && negatives_->get(key)) {
+      finish(key, flight, std::nullopt, nullptr);
+      return std::nullopt;
+    }
+  } catch (...) {  // a cache that throws must not leave the flight's waiters waiting
+    finish(key, flight, std::nullopt, std::current_exception());
+    throw;
   }
   return load(key, flight);
 }
@@ -74,7 +83,13 @@ std::optional<V> CacheAside<K, V, Hash, Eq>::load(const K& key,
     error = std::current_exception();
     counters_.load_errors.fetch_add(1, std::memory_order_relaxed);
   }
-  if (!error) store(key, *flight, value);
+  if (!error) {
+    try {
+      store(key, *flight, value);
+    } catch (...) {  // the value was loaded: callers get it even if the cache could not keep it
+      counters_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   finish(key, flight, value, error);
   if (error) std::rethrow_exception(error);
   return value;
@@ -147,9 +162,14 @@ CacheAsideStats CacheAside<K, V, Hash, Eq>::stats() const {
   const auto read = [](const std::atomic<std::uint64_t>& c) {
     return c.load(std::memory_order_relaxed);
   };
-  return {read(counters_.hits),         read(counters_.misses),      read(counters_.loads),
-          read(counters_.shared_loads), read(counters_.load_errors), read(counters_.negative_hits),
-          read(counters_.invalidations)};
+  return {.hits = read(counters_.hits),
+          .misses = read(counters_.misses),
+          .loads = read(counters_.loads),
+          .shared_loads = read(counters_.shared_loads),
+          .load_errors = read(counters_.load_errors),
+          .negative_hits = read(counters_.negative_hits),
+          .invalidations = read(counters_.invalidations),
+          .store_errors = read(counters_.store_errors)};
 }
 
 }  // namespace keel::cache

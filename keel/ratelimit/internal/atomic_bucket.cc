@@ -157,7 +157,10 @@ void AtomicBucket::change_params(MakeNext make_next, Convert convert) {
     Slot& next_slot = (*slots_.load(std::memory_order_relaxed))[generation];
     next_slot.interval_ns.store(next.interval_ns, std::memory_order_relaxed);
     next_slot.capacity.store(next.capacity, std::memory_order_relaxed);
-    const std::int64_t stored = stored_from_empty_time(convert(now, empty, s.params, next), next);
+    // Debt scaled by a slower rate could outgrow the 60-bit field: keep it within kMaxDebt.
+    const std::int64_t converted =
+        std::min<std::int64_t>(convert(now, empty, s.params, next), now + kMaxDebt);
+    const std::int64_t stored = stored_from_empty_time(converted, next);
     std::uint64_t word = s.word;
     if (word_.compare_exchange_strong(word, pack(stored, generation), std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
@@ -176,7 +179,11 @@ void AtomicBucket::set_rate(double rate_per_second) {
     // The same number of tokens (possibly negative: debt), expressed at the new interval.
     const long double tokens =
         static_cast<long double>(now - empty) / static_cast<long double>(old.interval_ns);
-    return now - std::llround(tokens * static_cast<long double>(p.interval_ns));
+    // Clamped so that llround stays in range; the caller caps the debt at kMaxDebt anyway.
+    const long double filled =
+        std::clamp(tokens * static_cast<long double>(p.interval_ns),
+                   -static_cast<long double>(kMaxDebt), static_cast<long double>(kMaxSpan));
+    return now - std::llround(filled);
   });
 }
 
