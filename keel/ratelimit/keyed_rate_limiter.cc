@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "keel/core/internal/intrusive_list.h"
 #include "keel/ratelimit/internal/validate.h"
 
 namespace keel::ratelimit {
@@ -36,46 +37,34 @@ std::size_t shard_count(const KeyedOptions& options) {
 
 // One shard: a hash map of keys threaded on an intrusive LRU list (head = most recent).
 struct alignas(64) KeyedRateLimiter::Shard {  // own cache lines: no false sharing between shards
-  struct Node {
+  struct Node : keel::internal::Hook {
+    explicit Node(std::unique_ptr<RateLimiter> l) : limiter(std::move(l)) {}
     std::unique_ptr<RateLimiter> limiter;
-    Node* prev = nullptr;
-    Node* next = nullptr;
     const std::string* key = nullptr;
   };
+  static Node* as_node(keel::internal::Hook* h) { return static_cast<Node*>(h); }
 
   std::mutex mutex;
   std::unordered_map<std::string, Node, StringHash, std::equal_to<>> nodes;  // guarded by mutex
-  Node* head = nullptr;                                                      // guarded by mutex
-  Node* tail = nullptr;                                                      // guarded by mutex
+  keel::internal::HookList order;                                            // guarded by mutex
   std::uint64_t allowed = 0, denied = 0, idle_dropped = 0, evicted = 0;      // guarded by mutex
 
-  void unlink(Node* n) {
-    (n->prev ? n->prev->next : head) = n->next;
-    (n->next ? n->next->prev : tail) = n->prev;
-    n->prev = n->next = nullptr;
-  }
-  void push_front(Node* n) {
-    n->next = head;
-    if (head) head->prev = n;
-    head = n;
-    if (!tail) tail = n;
-  }
   void remove(Node* n) {
-    unlink(n);
+    order.remove(n);
     nodes.erase(nodes.find(*n->key));  // the node (and the key it points to) dies here
   }
   // Drops one key other than `keep`: an idle one among the `scan` least recent, else the least
   // recent.
   void make_room(const Node* keep, std::size_t scan) {
-    Node* victim = tail;
-    for (Node* n = tail; n != nullptr && scan > 0; n = n->prev, --scan) {
+    Node* victim = as_node(order.back());
+    for (Node* n = victim; n != nullptr && scan > 0; n = as_node(n->prev), --scan) {
       if (n != keep && n->limiter->is_full()) {
         remove(n);
         ++idle_dropped;
         return;
       }
     }
-    if (victim == keep) victim = victim->prev;
+    if (victim == keep) victim = as_node(victim->prev);
     if (victim == nullptr) return;
     remove(victim);
     ++evicted;
@@ -122,15 +111,14 @@ Decision KeyedRateLimiter::try_acquire(std::string_view key, std::int64_t permit
   if (it == shard.nodes.end()) {
     auto limiter = impl_->factory(key);
     if (!limiter) throw std::logic_error("KeyedRateLimiter factory returned no limiter");
-    it = shard.nodes.emplace(std::string(key), Shard::Node{std::move(limiter)}).first;
+    it = shard.nodes.try_emplace(std::string(key), std::move(limiter)).first;
     node = &it->second;
     node->key = &it->first;
-    shard.push_front(node);
+    shard.order.push_front(node);
     if (shard.nodes.size() > impl_->per_shard) shard.make_room(node, impl_->options.idle_scan);
   } else {
     node = &it->second;
-    shard.unlink(node);
-    shard.push_front(node);
+    shard.order.move_to_front(node);
   }
   const Decision decision = node->limiter->try_acquire(permits);
   ++(decision.allowed ? shard.allowed : shard.denied);
@@ -150,8 +138,8 @@ std::size_t KeyedRateLimiter::purge_idle() {
   std::size_t purged = 0;
   for (const auto& shard : impl_->shards) {
     std::lock_guard lock(shard->mutex);
-    for (Shard::Node* n = shard->tail; n != nullptr;) {
-      Shard::Node* const prev = n->prev;
+    for (Shard::Node* n = Shard::as_node(shard->order.back()); n != nullptr;) {
+      Shard::Node* const prev = Shard::as_node(n->prev);
       if (n->limiter->is_full()) {
         shard->remove(n);
         ++shard->idle_dropped;

@@ -4,9 +4,12 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "keel/cache/internal/list.h"
+#include "keel/core/internal/intrusive_list.h"
 
 namespace keel::cache::internal {
+
+using keel::internal::Hook;
+using keel::internal::HookList;
 
 class LruPolicy {
  public:

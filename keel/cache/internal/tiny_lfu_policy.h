@@ -20,9 +20,12 @@
 #include <cstdint>
 
 #include "keel/cache/internal/frequency_sketch.h"
-#include "keel/cache/internal/list.h"
+#include "keel/core/internal/intrusive_list.h"
 
 namespace keel::cache::internal {
+
+using keel::internal::Hook;
+using keel::internal::HookList;
 
 class TinyLfuPolicy {
  public:

@@ -1,10 +1,11 @@
-// An intrusive doubly linked list of hooks (not public). Entries embed a Hook; a list links
-// them without allocating. Head = most recent.
+// An intrusive doubly linked list of hooks (not public): entries embed a Hook and a list links
+// them without allocating. Head = most recent. Used by the caches' policies and by the keyed rate
+// limiter's LRU order. Not thread-safe: its owner holds a lock.
 #pragma once
 
 #include <cstddef>
 
-namespace keel::cache::internal {
+namespace keel::internal {
 
 struct Hook {
   Hook* prev = nullptr;
@@ -54,4 +55,4 @@ class HookList {
   std::size_t size_ = 0;
 };
 
-}  // namespace keel::cache::internal
+}  // namespace keel::internal
