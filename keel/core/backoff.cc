@@ -45,12 +45,15 @@ void BackoffPolicy::validate() const {
 Backoff::Backoff(BackoffPolicy policy, RandomSource random)
     : policy_(policy), random_(std::move(random)), previous_(policy.initial) {
   policy_.validate();
-  if (!random_) {
-    random_ = [engine = std::mt19937_64{std::random_device{}()},
-               dist = std::uniform_real_distribution<double>(0.0, 1.0)]() mutable {
-      return dist(engine);
-    };
-  }
+  if (!random_) random_ = thread_uniform;
+}
+
+// One generator per thread, seeded once: seeding from std::random_device costs tens of
+// microseconds (it opens the entropy source), far more than an operation that makes a Backoff
+// per call (Retry, a saga step) should pay.
+double Backoff::thread_uniform() {
+  thread_local std::mt19937_64 engine{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
 }
 
 Duration Backoff::base_delay(const BackoffPolicy& policy, int retry) {

@@ -47,7 +47,7 @@ class Backoff {
  public:
   using RandomSource = std::function<double()>;  // uniform in [0, 1)
 
-  // Validates the policy. Without a random source, uses a std::mt19937_64 seeded per instance.
+  // Validates the policy. Without a random source, uses a std::mt19937_64 per thread.
   explicit Backoff(BackoffPolicy policy, RandomSource random = {});
 
   // The wait before the next retry, or nullopt when max_attempts is used up.
@@ -64,6 +64,7 @@ class Backoff {
 
  private:
   Duration uniform(Duration low, Duration high);
+  static double thread_uniform();
 
   BackoffPolicy policy_;
   RandomSource random_;
