@@ -13,6 +13,7 @@ void run_rate_limiter_demo();
 void run_circuit_breaker_demo();
 void run_cache_aside_demo();
 void run_pub_sub_demo();
+void run_saga_demo();
 
 const std::vector<Demo>& all_demos() {
   static const std::vector<Demo> demos = {
@@ -29,6 +30,9 @@ const std::vector<Demo>& all_demos() {
        run_cache_aside_demo},
       {"pub_sub", "an order bus: wildcards, a failing subscriber and its dead letter, async delivery",
        run_pub_sub_demo},
+      {"saga",
+       "the order saga: success, a declined payment compensated, a crash recovered from SQLite",
+       run_saga_demo},
   };
   return demos;
 }

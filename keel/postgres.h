@@ -2,3 +2,4 @@
 #pragma once
 
 #include "keel/postgres/connection.h"
+#include "keel/postgres/saga_log.h"

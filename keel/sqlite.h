@@ -3,3 +3,4 @@
 #pragma once
 
 #include "keel/sqlite/database.h"
+#include "keel/sqlite/saga_log.h"
