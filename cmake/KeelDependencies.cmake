@@ -4,7 +4,7 @@ find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
 # Boost.JSON (keel::pubsub's publish_json, and the services' bodies). Debian 12: Boost 1.81.
-find_package(Boost 1.81 REQUIRED CONFIG COMPONENTS json)
+find_package(Boost 1.81 REQUIRED CONFIG COMPONENTS json url)
 
 if(KEEL_WITH_REDIS OR KEEL_WITH_POSTGRES OR KEEL_WITH_NATS)
   find_package(PkgConfig REQUIRED)
