@@ -3,3 +3,4 @@
 
 #include "keel/pubsub/event_bus.h"
 #include "keel/pubsub/topic.h"
+#include "keel/pubsub/transport.h"

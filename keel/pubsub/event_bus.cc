@@ -16,6 +16,7 @@
 #include "keel/core/call_gate.h"
 #include "keel/core/internal/log.h"
 #include "keel/pubsub/internal/topic_trie.h"
+#include "keel/pubsub/transport.h"
 
 namespace keel::pubsub {
 namespace {
@@ -32,6 +33,23 @@ std::string as_token(std::string_view name) {
   }
   return token.empty() ? "unnamed" : token;
 }
+
+// The wait before attempt `number + 1` under `policy`.
+Duration retry_delay(const BackoffPolicy& policy, int number) {
+  Backoff backoff(policy);
+  Duration delay{};
+  for (int i = 0; i < number; ++i) delay = backoff.next().value_or(delay);
+  return delay;
+}
+
+// One message on its way to one subscription.
+struct Envelope {
+  MessagePtr message;
+  // Set when the message came from a transport that redelivers it until it is settled.
+  std::shared_ptr<Acknowledgement> acknowledgement = nullptr;
+  // The attempt the next delivery is: 1, or the transport's redelivery count.
+  int attempt = 1;
+};
 
 }  // namespace
 
@@ -53,9 +71,13 @@ struct Sub {
 
   std::mutex queue_mutex;
   std::condition_variable not_full;
-  std::deque<MessagePtr> queue;  // guarded by queue_mutex
-  bool scheduled = false;        // in the ready list, running, or waiting for a retry; guarded
+  std::deque<Envelope> queue;  // guarded by queue_mutex
+  bool scheduled = false;      // in the ready list, running, or waiting for a retry; guarded
+  bool ending = false;         // queues nothing more (the subscription is ending); guarded
   std::atomic<std::uint64_t> delivered{0}, failed{0}, dropped{0};
+  // With a transport: this subscription's subscription there. Ended by whoever removes the Sub
+  // from EventBus::Impl::subs (its Subscription, or the bus's destructor).
+  Subscription remote;
 };
 using SubPtr = std::shared_ptr<Sub>;
 
@@ -109,7 +131,10 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
       for (auto& [id, sub] : subs) all.push_back(sub);
       subs.clear();
     }
-    for (auto& sub : all) close(*sub);
+    for (auto& sub : all) {
+      stop_remote(*sub);
+      close(*sub);
+    }
     {
       std::lock_guard lock(ready_mutex);
       stopping = true;
@@ -119,22 +144,35 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
     if (owned_scheduler) owned_scheduler->shutdown(ShutdownMode::cancel);
   }
 
-  // Stops deliveries to `sub` (waiting for running ones elsewhere) and drops its backlog.
+  // Stops deliveries to `sub` (waiting for running ones elsewhere) and drops its backlog; a
+  // transport that redelivers gets its messages back instead.
   void close(Sub& sub) {
     sub.gate.close();
-    std::size_t backlog = 0;
+    std::deque<Envelope> backlog;
     {
       std::lock_guard lock(sub.queue_mutex);
-      backlog = sub.queue.size();
-      sub.queue.clear();
+      backlog.swap(sub.queue);
     }
     sub.not_full.notify_all();
-    if (backlog > 0) {
-      count_dropped(sub, backlog);
-      adjust_queued(-static_cast<long>(backlog), 0);
-      keel::internal::logger().warn("pubsub: subscription '{}' ended with {} queued message(s)",
-                                    sub.name, backlog);
+    if (backlog.empty()) return;
+    adjust_queued(-static_cast<long>(backlog.size()), 0);
+    std::size_t lost = 0;
+    for (const Envelope& envelope : backlog) {
+      if (!give_back(envelope)) ++lost;
     }
+    if (lost > 0) {
+      count_dropped(sub, lost);
+      keel::internal::logger().warn("pubsub: subscription '{}' ended with {} queued message(s)",
+                                    sub.name, lost);
+    }
+  }
+
+  // A message its subscription will not handle goes back to a transport that redelivers it (to
+  // the subscription's next holder). False when there is none: the caller drops it, counted.
+  static bool give_back(const Envelope& envelope) {
+    if (!envelope.acknowledgement) return false;
+    envelope.acknowledgement->nak(Duration::zero());
+    return true;
   }
 
   void count_dropped(Sub& sub, std::size_t n) {
@@ -155,10 +193,12 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
 
   enum class Outcome { done, retrying };
 
-  // One attempt. On failure, schedules the next attempt or dead-letters the message.
-  Outcome attempt(const SubPtr& sub, const MessagePtr& message, int number) {
+  // One attempt. On failure, retries (on the scheduler, or by the transport) or dead-letters.
+  Outcome attempt(const SubPtr& sub, const Envelope& envelope, int number) {
+    const MessagePtr& message = envelope.message;
     const CallGate::Scope scope(sub->gate);
     if (!scope) {  // unsubscribed meanwhile: the message is dropped, counted and logged
+      if (give_back(envelope)) return Outcome::done;
       count_dropped(*sub, 1);
       keel::internal::logger().warn("pubsub: subscription '{}' ended before '{}' #{} reached it",
                                     sub->name, message->topic, message->sequence);
@@ -166,43 +206,49 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
     }
     try {
       sub->handler(*message);
-      ++sub->delivered;
-      ++delivered;
-      return Outcome::done;
     } catch (...) {
       ++sub->failed;
       ++failed;
-      return failure(sub, message, number, std::current_exception());
+      return failure(sub, envelope, number, std::current_exception());
     }
-  }
-
-  Outcome failure(const SubPtr& sub, const MessagePtr& message, int number,
-                  const std::exception_ptr& error) {
-    const std::string what = keel::internal::describe(error);
-    if (number < sub->retry.max_attempts) {
-      ++retried;
-      Backoff backoff(sub->retry);
-      Duration delay{};
-      for (int i = 0; i < number; ++i) delay = backoff.next().value_or(delay);
-      keel::internal::logger().warn(
-          "pubsub: subscription '{}' failed on '{}' (attempt {}): {}; retrying", sub->name,
-          message->topic, number, what);
-      std::weak_ptr<Impl> weak = weak_from_this();
-      const TaskHandle handle = scheduler().schedule_after(delay, [weak, sub, message, number] {
-        if (auto self = weak.lock()) self->retry(sub, message, number + 1);
-      });
-      if (!handle.cancelled()) return Outcome::retrying;
-      // The scheduler refused the retry (shutting down): give up on the message now.
-      dead_letter(*sub, *message, what + " (the retry could not be scheduled)", number);
-      return Outcome::done;
-    }
-    dead_letter(*sub, *message, what, number);
+    ++sub->delivered;
+    ++delivered;
+    if (envelope.acknowledgement) envelope.acknowledgement->ack();
     return Outcome::done;
   }
 
-  void retry(const SubPtr& sub, const MessagePtr& message, int number) {
+  Outcome failure(const SubPtr& sub, const Envelope& envelope, int number,
+                  const std::exception_ptr& error) {
+    const Message& message = *envelope.message;
+    const std::string what = keel::internal::describe(error);
+    if (number >= sub->retry.max_attempts) {
+      dead_letter(*sub, message, what, number);
+      if (envelope.acknowledgement) envelope.acknowledgement->term();
+      return Outcome::done;
+    }
+    ++retried;
+    const Duration delay = retry_delay(sub->retry, number);
+    keel::internal::logger().warn(
+        "pubsub: subscription '{}' failed on '{}' (attempt {}): {}; retrying", sub->name,
+        message.topic, number, what);
+    if (envelope.acknowledgement) {
+      // The transport redelivers it after `delay`; later messages go on meanwhile.
+      envelope.acknowledgement->nak(delay);
+      return Outcome::done;
+    }
+    std::weak_ptr<Impl> weak = weak_from_this();
+    const TaskHandle handle = scheduler().schedule_after(delay, [weak, sub, envelope, number] {
+      if (auto self = weak.lock()) self->retry(sub, envelope, number + 1);
+    });
+    if (!handle.cancelled()) return Outcome::retrying;
+    // The scheduler refused the retry (shutting down): give up on the message now.
+    dead_letter(*sub, message, what + " (the retry could not be scheduled)", number);
+    return Outcome::done;
+  }
+
+  void retry(const SubPtr& sub, const Envelope& envelope, int number) {
     adjust_queued(0, 1);  // a handler running on the scheduler's thread: flush() waits for it
-    const Outcome outcome = attempt(sub, message, number);
+    const Outcome outcome = attempt(sub, envelope, number);
     adjust_queued(0, -1);
     if (sub->delivery == Delivery::asynchronous && outcome == Outcome::done) continue_queue(sub);
   }
@@ -237,29 +283,39 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
   }
 
   // Asynchronous: queue the message; false when the overflow policy is fail and it was full.
-  bool enqueue(const SubPtr& sub, const MessagePtr& message) {
+  // A transport that redelivers gets back what is not queued (full, or unsubscribed meanwhile).
+  bool enqueue(const SubPtr& sub, const Envelope& envelope) {
     bool wake = false;
     {
       std::unique_lock lock(sub->queue_mutex);
-      if (sub->gate.closed()) return true;
+      if (sub->ending || sub->gate.closed()) {
+        give_back(envelope);
+        return true;
+      }
       while (sub->queue.size() >= sub->capacity) {
         if (sub->overflow == OverflowPolicy::fail) {
-          count_dropped(*sub, 1);
+          if (!give_back(envelope)) count_dropped(*sub, 1);
           return false;
         }
         if (sub->overflow == OverflowPolicy::drop_oldest) {
+          const Envelope oldest = std::move(sub->queue.front());
           sub->queue.pop_front();
-          count_dropped(*sub, 1);
           adjust_queued(-1, 0);
+          if (give_back(oldest)) continue;
+          count_dropped(*sub, 1);
           keel::internal::logger().warn(
               "pubsub: subscription '{}' full: dropped its oldest message", sub->name);
           continue;
         }
-        sub->not_full.wait(lock,
-                           [&] { return sub->queue.size() < sub->capacity || sub->gate.closed(); });
-        if (sub->gate.closed()) return true;
+        sub->not_full.wait(lock, [&] {
+          return sub->queue.size() < sub->capacity || sub->ending || sub->gate.closed();
+        });
+        if (sub->ending || sub->gate.closed()) {
+          give_back(envelope);
+          return true;
+        }
       }
-      sub->queue.push_back(message);
+      sub->queue.push_back(envelope);
       adjust_queued(1, 0);
       if (!sub->scheduled) {
         sub->scheduled = true;
@@ -305,18 +361,18 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
       }
       Outcome outcome = Outcome::done;
       for (int n = 0; n < kBatch && outcome == Outcome::done; ++n) {
-        MessagePtr message;
+        Envelope envelope;
         {
           std::lock_guard lock(sub->queue_mutex);
           if (!sub->queue.empty()) {
-            message = std::move(sub->queue.front());
+            envelope = std::move(sub->queue.front());
             sub->queue.pop_front();
           }
         }
-        if (!message) break;
+        if (!envelope.message) break;
         sub->not_full.notify_one();
         adjust_queued(-1, 1);
-        outcome = attempt(sub, message, 1);
+        outcome = attempt(sub, envelope, envelope.attempt);
         adjust_queued(0, -1);
       }
       if (outcome == Outcome::done) continue_queue(sub);  // else the retry continues it
@@ -337,17 +393,61 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
         if (auto it = subs.find(id); it != subs.end()) targets.push_back(it->second);
       }
     }
+    if (options.transport) {  // the matching subscriptions receive it through the transport
+      options.transport->publish(*message);
+      ++published;
+      return targets.size();
+    }
     ++published;
     std::vector<std::string> full;
+    const Envelope envelope{.message = message};
     for (const SubPtr& sub : targets) {
       if (sub->delivery == Delivery::synchronous) {
-        attempt(sub, message, 1);
-      } else if (!enqueue(sub, message)) {
+        attempt(sub, envelope, 1);
+      } else if (!enqueue(sub, envelope)) {
         full.push_back(sub->name);
       }
     }
     if (!full.empty()) throw PublishFailed(std::string(topic), std::move(full));
     return targets.size();
+  }
+
+  // A message from the transport for `sub`: delivered like a published one.
+  void receive(const SubPtr& sub, const Envelope& envelope) {
+    if (sub->delivery == Delivery::synchronous) {
+      attempt(sub, envelope, envelope.attempt);
+    } else if (!enqueue(sub, envelope) && !envelope.acknowledgement) {
+      keel::internal::logger().warn(
+          "pubsub: subscription '{}' full: dropped '{}' #{} from the transport", sub->name,
+          envelope.message->topic, envelope.message->sequence);
+    }
+  }
+
+  // Ends `sub`. Whoever takes it out of `subs` (its Subscription, or stop()) also ends its
+  // transport subscription.
+  void end(const SubPtr& sub) {
+    bool owner = false;
+    {
+      std::unique_lock lock(index_mutex);
+      trie.erase(sub->pattern, sub->id);
+      owner = subs.erase(sub->id) > 0;
+    }
+    if (owner) stop_remote(*sub);
+    close(*sub);
+  }
+
+  // Ends the transport subscription before close(), so that what the transport still delivers
+  // is not handed back to it only to come straight back. A transport thread waiting for room in
+  // the full queue is let go first (the waiting message goes back): the handler that would make
+  // room may be the one unsubscribing.
+  void stop_remote(Sub& sub) {
+    if (!sub.remote) return;
+    {
+      std::lock_guard lock(sub.queue_mutex);
+      sub.ending = true;
+    }
+    sub.not_full.notify_all();
+    sub.remote.unsubscribe();
   }
 };
 
@@ -376,6 +476,24 @@ Subscription EventBus::subscribe(std::string_view pattern, Handler handler,
   sub->overflow = options.overflow;
   sub->retry = options.retry;
   if (sub->delivery == Delivery::asynchronous) impl_->start_workers();
+  if (impl_->options.transport) {
+    SubscribeOptions resolved = std::move(options);
+    resolved.name = sub->name;
+    std::weak_ptr<Impl> weak_impl = impl_;
+    std::weak_ptr<Sub> weak_sub = sub;
+    sub->remote = impl_->options.transport->subscribe(
+        pattern, resolved, [weak_impl, weak_sub](Incoming incoming) {
+          Envelope envelope{std::make_shared<const Message>(std::move(incoming.message)),
+                            std::move(incoming.acknowledgement), incoming.attempt};
+          auto impl = weak_impl.lock();
+          auto target = weak_sub.lock();
+          if (impl && target) {
+            impl->receive(target, envelope);
+          } else {
+            Impl::give_back(envelope);
+          }
+        });
+  }
   {
     std::unique_lock lock(impl_->index_mutex);
     sub->id = impl_->next_id++;
@@ -384,14 +502,7 @@ Subscription EventBus::subscribe(std::string_view pattern, Handler handler,
   }
   std::weak_ptr<Impl> weak = impl_;
   return Subscription([weak, sub] {
-    auto impl = weak.lock();
-    if (!impl) return;
-    {
-      std::unique_lock lock(impl->index_mutex);
-      impl->trie.erase(sub->pattern, sub->id);
-      impl->subs.erase(sub->id);
-    }
-    impl->close(*sub);
+    if (auto impl = weak.lock()) impl->end(sub);
   });
 }
 

@@ -23,6 +23,13 @@
 // log line. Guarantee: at most once per subscription (in process memory; see keel/nats for
 // at-least-once with JetStream).
 //
+// Many processes: with BusOptions::transport set (transport.h; keel::nats::NatsTransport),
+// publish() hands messages to the transport and each subscription receives through it, then
+// delivers as above (synchronous delivery then runs on the transport's thread). A transport that
+// redelivers (JetStream) takes over retries: a failed message is negatively acknowledged with
+// the retry policy's delay and redelivered by the engine. flush() does not wait for messages
+// still on the network.
+//
 // Thread safety: all members are safe to call from any number of threads. A Subscription may be
 // ended from any thread, including from inside its own handler; after unsubscribe() returns the
 // handler is not running on another thread and is never called again.
@@ -49,6 +56,8 @@
 #include "keel/pubsub/topic.h"
 
 namespace keel::pubsub {
+
+class Transport;
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
@@ -104,6 +113,9 @@ struct BusOptions {
   // to a valid token) with the original payload and headers plus x-dead-letter-* headers. A
   // message on that topic is never dead-lettered again. Default: unset.
   std::optional<std::string> dead_letter_topic = std::nullopt;
+  // When set, messages travel through this transport to and from other processes (see
+  // transport.h); shared, so it lives as long as the bus uses it. Default: none (in process).
+  std::shared_ptr<Transport> transport = nullptr;
 };
 
 // Thrown by publish() when a subscription with OverflowPolicy::fail had a full queue; the
@@ -122,7 +134,7 @@ struct BusMetrics {
   std::uint64_t published = 0;      // publish() calls that went through
   std::uint64_t delivered = 0;      // handler calls that returned
   std::uint64_t failed = 0;         // handler calls that threw
-  std::uint64_t retried = 0;        // retries scheduled
+  std::uint64_t retried = 0;        // retries scheduled, or redeliveries asked of the transport
   std::uint64_t dead_lettered = 0;  // messages given up on
   std::uint64_t dropped = 0;        // queue overflow (drop_oldest, fail) and unsubscribed backlog
   std::uint64_t subscriptions = 0;  // active now
@@ -154,6 +166,9 @@ class EventBus {
 
   // Delivers to every matching subscription; returns how many matched. Throws InvalidTopic for an
   // invalid topic (nothing is published), PublishFailed as described above.
+  // With a transport: hands the message to it and returns how many of this bus's subscriptions
+  // match (subscribers elsewhere are not known here); they receive it through the transport.
+  // Throws keel::BackendError when the transport fails (the message is not published).
   std::size_t publish(std::string_view topic, std::string payload);
   std::size_t publish(std::string_view topic, std::string payload, Headers headers);
   // Serialises `value` and publishes it with header content-type: application/json.
