@@ -1,9 +1,10 @@
 // keel-cache-sim: replays cache traces through LruCache and TinyLfuCache at several sizes and
-// prints the hit ratios; --svg draws hit ratio against size; --check compares LRU with the
-// published figures of the ARC paper and requires W-TinyLFU to beat LRU on every row.
+// prints the hit ratios; --opt adds Belady's clairvoyant optimum (the ceiling for any policy);
+// --svg draws hit ratio against size; --check compares LRU with the published figures of the ARC
+// paper and requires W-TinyLFU to beat LRU on every row.
 //
 //   keel-cache-sim ../shared/data/cache-traces/arc-OLTP.lis.zst --check
-//   keel-cache-sim --sizes 1000,5000 --svg hit-ratios.svg trace.gz ...
+//   keel-cache-sim --sizes 1000,5000 --opt --svg hit-ratios.svg trace.gz ...
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -13,7 +14,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -29,6 +33,7 @@ struct Row {
   std::size_t size;
   double lru;
   double tinylfu;
+  std::optional<double> opt;
 };
 
 // LRU hit ratios (percent) published in the ARC paper (Megiddo & Modha, FAST 2003, Tables IV
@@ -75,6 +80,33 @@ double replay(const std::vector<std::uint64_t>& keys, std::size_t size) {
   return 100.0 * cache.stats().hit_rate();
 }
 
+// For each request, the position of the next request for the same key, or `keys.size() + i`
+// (unique, and later than every real one) when the key does not come back.
+std::vector<std::uint64_t> next_uses(const std::vector<std::uint64_t>& keys) {
+  std::vector<std::uint64_t> next(keys.size());
+  std::unordered_map<std::uint64_t, std::uint64_t> seen_at;
+  for (std::size_t i = keys.size(); i-- > 0;) {
+    const auto it = seen_at.find(keys[i]);
+    next[i] = it != seen_at.end() ? it->second : keys.size() + i;
+    seen_at[keys[i]] = i;
+  }
+  return next;
+}
+
+// Belady's MIN: on overflow, evict the resident key whose next request is furthest away (the new
+// key itself included). A resident key is identified by the position of its next request, which
+// no other key shares, so request i hits exactly when i is in the set.
+double replay_optimal(const std::vector<std::uint64_t>& next, std::size_t size) {
+  std::set<std::uint64_t> resident;
+  std::uint64_t hits = 0;
+  for (std::uint64_t i = 0; i < next.size(); ++i) {
+    hits += resident.erase(i);
+    resident.insert(next[i]);
+    if (resident.size() > size) resident.erase(std::prev(resident.end()));
+  }
+  return next.empty() ? 0 : 100.0 * static_cast<double>(hits) / static_cast<double>(next.size());
+}
+
 std::string svg_chart(const std::vector<Row>& rows) {
   std::vector<std::string> traces;
   for (const Row& r : rows) {
@@ -89,7 +121,7 @@ std::string svg_chart(const std::vector<Row>& rows) {
   std::string svg = fmt::format(
       R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="11">)"
       "\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      R"(<text x="{}" y="18" font-size="14">Hit ratio (%) against cache size: LRU (red) and W-TinyLFU (blue)</text>)"
+      R"(<text x="{}" y="18" font-size="14">Hit ratio (%) against cache size: LRU (red), W-TinyLFU (blue), optimum (grey, dashed, with --opt)</text>)"
       "\n",
       width, height, kPad);
   for (std::size_t t = 0; t < traces.size(); ++t) {
@@ -98,7 +130,7 @@ std::string svg_chart(const std::vector<Row>& rows) {
       if (r.trace == traces[t]) panel.push_back(&r);
     }
     double top = 0;
-    for (const Row* r : panel) top = std::max({top, r->lru, r->tinylfu});
+    for (const Row* r : panel) top = std::max({top, r->lru, r->tinylfu, r->opt.value_or(0)});
     top = std::ceil(top / 10) * 10;
     const double x0 = kPad + static_cast<double>(t % kPerRow) * (kPanelW + kPad);
     const double y0 = 50 + static_cast<double>(t / kPerRow) * (kPanelH + kPad + 20);
@@ -128,6 +160,17 @@ std::string svg_chart(const std::vector<Row>& rows) {
                          color, points) +
              "\n";
     }
+    if (panel.front()->opt) {
+      std::string points;
+      for (std::size_t i = 0; i < panel.size(); ++i) {
+        points += fmt::format("{:.1f},{:.1f} ", x(i), y(panel[i]->opt.value_or(0)));
+      }
+      svg +=
+          fmt::format(
+              R"(<polyline fill="none" stroke="#888" stroke-width="1.5" stroke-dasharray="4,3" points="{}"/>)",
+              points) +
+          "\n";
+    }
     for (std::size_t i = 0; i < panel.size(); ++i) {
       svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" text-anchor="middle">{}</text>)", x(i),
                          y(0) + 14, panel[i]->size) +
@@ -146,6 +189,7 @@ int main(int argc, char** argv) {
   std::string format_name = "auto";
   std::string svg_path;
   bool check = false;
+  bool optimal = false;
   app.add_option("traces", traces, "Trace files (plain, gzip or zstd)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -153,6 +197,9 @@ int main(int argc, char** argv) {
   app.add_option("--format", format_name, "auto, arc or lirs")
       ->check(CLI::IsMember({"auto", "arc", "lirs"}));
   app.add_option("--svg", svg_path, "Write a hit-ratio chart here");
+  app.add_flag("--opt", optimal,
+               "Also replay Belady's clairvoyant optimum, the ceiling for any policy (slower, and "
+               "8 bytes of memory per request)");
   app.add_flag("--check", check,
                "Fail unless LRU equals the ARC paper's figures and W-TinyLFU beats LRU everywhere");
   CLI11_PARSE(app, argc, argv);
@@ -162,8 +209,9 @@ int main(int argc, char** argv) {
 
   std::vector<Row> rows;
   bool ok = true;
-  fmt::print("{:<16} {:>8} {:>10} {:>10} {:>10} {:>12}  {}\n", "trace", "size", "LRU %",
-             "W-TinyLFU %", "gain", "ARC paper", "");
+  fmt::print("{:<16} {:>8} {:>10} {:>10} {:>10} {:>12}{}  {}\n", "trace", "size", "LRU %",
+             "W-TinyLFU %", "gain", "ARC paper", optimal ? fmt::format(" {:>10}", "OPT %") : "",
+             "");
   for (const std::string& path : traces) {
     const std::string name = trace_name(path);
     std::vector<std::uint64_t> keys;
@@ -174,10 +222,14 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "keel-cache-sim: {}\n", e.what());
       return 2;
     }
+    const std::vector<std::uint64_t> next =
+        optimal ? next_uses(keys) : std::vector<std::uint64_t>{};
     for (const std::size_t size : sizes.empty() ? default_sizes(name, keys) : sizes) {
       const double lru = replay<keel::cache::LruCache<std::uint64_t, bool>>(keys, size);
       const double tinylfu = replay<keel::cache::TinyLfuCache<std::uint64_t, bool>>(keys, size);
-      rows.push_back({name, size, lru, tinylfu});
+      const std::optional<double> opt =
+          optimal ? std::optional(replay_optimal(next, size)) : std::nullopt;
+      rows.push_back({name, size, lru, tinylfu, opt});
       std::string reference = "-";
       std::string verdict;
       if (auto it = published_lru().find({name, size}); it != published_lru().end()) {
@@ -190,10 +242,15 @@ int main(int argc, char** argv) {
       if (tinylfu <= lru) {
         verdict +=
             verdict.empty() ? "W-TinyLFU DOES NOT BEAT LRU" : "; W-TinyLFU DOES NOT BEAT LRU";
+        // When LRU already scores the optimum, no policy can beat it: say so.
+        if (opt && fmt::format("{:.2f}", *opt) == fmt::format("{:.2f}", lru)) {
+          verdict += " (LRU is optimal here)";
+        }
         ok = false;
       }
-      fmt::print("{:<16} {:>8} {:>10.2f} {:>10.2f} {:>+10.2f} {:>12}  {}\n", name, size, lru,
-                 tinylfu, tinylfu - lru, reference, verdict);
+      fmt::print("{:<16} {:>8} {:>10.2f} {:>10.2f} {:>+10.2f} {:>12}{}  {}\n", name, size, lru,
+                 tinylfu, tinylfu - lru, reference,
+                 opt ? fmt::format(" {:>10.2f}", *opt) : std::string(), verdict);
     }
     fmt::print(stderr, "  ({}: {} requests, {:.1f} s)\n", name, keys.size(),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());

@@ -4,8 +4,9 @@
 // New entries enter a small LRU window; when they leave it, a count-min sketch of recent access
 // frequencies decides whether they displace the least recent entry of the main, segmented-LRU
 // region (probation + protected), so one-hit wonders and scans do not flush popular entries.
-// The window's size adapts by hill climbing on the hit rate, so the cache also keeps up with
-// recency-heavy workloads where a fixed small window loses to LRU. See
+// The window's size adapts by hill climbing on the hit rate (measured against a sampled shadow
+// LRU of key hashes), so the cache also keeps up with recency-heavy workloads where a fixed small
+// window loses to LRU. See
 // keel/cache/internal/tiny_lfu_policy.h and docs/cache.md (with measured hit ratios).
 //
 // With more than one shard, each shard runs its own policy and sketch. A get counts towards

@@ -2,6 +2,13 @@
 // (not public). Four counters per key, one in each of four rows packed into 64-bit words; the
 // estimate is the smallest. After `sample_size` increments every counter is halved, so old
 // popularity fades (the "reset" of TinyLFU).
+//
+// Sizing follows Caffeine: one 64-bit word (16 counters, 4 per row) per cached entry, so that
+// collisions stay rare even when the keys in the history outnumber the cache many times, and a
+// history of 10 x capacity requests. Both are sized for at least kMinCapacity entries: a cache
+// of 50 entries would otherwise forget everything older than 500 requests, and then a key that
+// recurs every 1,000 requests (a loop twenty times the cache) looks as new as a one-hit wonder,
+// so the admission filter cannot keep any of it. The floor costs 4 KiB per shard.
 #pragma once
 
 #include <algorithm>
@@ -14,11 +21,16 @@ namespace keel::cache::internal {
 
 class FrequencySketch {
  public:
-  // Sized for `capacity` entries: at least one 4-bit counter per entry and row.
+  static constexpr std::size_t kMinCapacity = 512;
+
+  // Sized for `capacity` entries (at least kMinCapacity): four counters per entry and row.
   explicit FrequencySketch(std::size_t capacity)
-      : table_(std::bit_ceil(std::max<std::size_t>(capacity, 16) / 4), 0),
+      : table_(std::bit_ceil(std::max(capacity, kMinCapacity)), 0),
         mask_(table_.size() - 1),
-        sample_size_(10 * std::max<std::size_t>(capacity, 1)) {}
+        sample_size_(10 * std::max(capacity, kMinCapacity)) {}
+
+  // Increments between two agings.
+  std::size_t sample_size() const noexcept { return sample_size_; }
 
   // Estimated accesses of `hash` (0-15).
   unsigned frequency(std::uint64_t hash) const noexcept {
