@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS keel_saga (
   saga_id   TEXT PRIMARY KEY,
   saga_name TEXT NOT NULL,
   state     TEXT NOT NULL CHECK (state IN ('running', 'completed', 'compensated', 'failed')),
-  created   BIGSERIAL NOT NULL
+  created   BIGSERIAL NOT NULL,
+  claim     BIGINT NOT NULL DEFAULT 1  -- fencing number: +1 on every claim
 );
 CREATE INDEX IF NOT EXISTS keel_saga_by_state ON keel_saga (state, created);
 CREATE TABLE IF NOT EXISTS keel_saga_record (
@@ -41,7 +42,7 @@ constexpr std::string_view kLockArgs = "1801807212, hashtext($1)";
 PostgresSagaLog::PostgresSagaLog(const std::string& connection_string) : db_(connection_string) {
   // Two coordinators starting together may both try to create the tables: serialise them.
   Transaction tx = db_.transaction();
-  tx.execute("SELECT pg_advisory_xact_lock(1801807212, 0)");
+  tx.execute("SELECT pg_advisory_xact_lock(1801807213, 0)");  // not a saga lock class
   tx.execute(kSchema);
   tx.commit();
 }
@@ -54,7 +55,12 @@ void PostgresSagaLog::append(const saga::SagaRecord& record) {
     throw std::invalid_argument("saga log: a finished record needs a status");
   }
   if (started) {
-    // Hold the saga for the life of the run (see the header). Blocks only on a hash collision.
+    if (!db_.execute("SELECT 1 FROM keel_saga WHERE saga_id = $1", {record.saga_id}).empty()) {
+      throw std::invalid_argument(
+          fmt::format("saga log: the saga id {} is already in the log", record.saga_id));
+    }
+    // Hold the saga for the life of the run (see the header). Waits only when another saga's
+    // id hashes to the same lock and that saga is being driven: until it ends.
     db_.execute(fmt::format("SELECT pg_advisory_lock({})", kLockArgs), {record.saga_id});
   }
   try {
@@ -69,20 +75,25 @@ void PostgresSagaLog::append(const saga::SagaRecord& record) {
             fmt::format("saga log: the saga id {} is already in the log", record.saga_id));
       }
     } else {
-      // The fence: re-entrant for the holder, refused while another session holds the saga.
-      const Result fence = tx.execute(
-          fmt::format("SELECT pg_try_advisory_xact_lock({})", kLockArgs), {record.saga_id});
+      // The fence: the claim number this connection got when it claimed the saga. A connection
+      // that was lost (and its lock with it) while another coordinator claimed the saga has an
+      // old number and is refused.
+      const auto held = held_.find(record.saga_id);
+      const std::int64_t claim = held == held_.end() ? -1 : held->second;
       const Result updated =
-          finished ? tx.execute("UPDATE keel_saga SET state = $2 WHERE saga_id = $1",
-                                {record.saga_id, saga::to_string(*record.status)})
-                   : tx.execute("SELECT 1 FROM keel_saga WHERE saga_id = $1", {record.saga_id});
-      if ((finished ? updated.affected_rows() : updated.size()) == 0) {
-        throw std::logic_error(fmt::format("saga log: no saga {} was started", record.saga_id));
-      }
-      if (!fence[0].as_bool(0)) {
-        throw std::logic_error(fmt::format(
-            "saga log: saga {} is held by another coordinator; this one cannot write to it",
-            record.saga_id));
+          finished ? tx.execute("UPDATE keel_saga SET state = $3 WHERE saga_id = $1 AND claim = $2",
+                                {record.saga_id, claim, saga::to_string(*record.status)})
+                   : tx.execute("UPDATE keel_saga SET state = 'running' "
+                                "WHERE saga_id = $1 AND claim = $2",
+                                {record.saga_id, claim});
+      if (updated.affected_rows() == 0) {
+        const bool exists =
+            !tx.execute("SELECT 1 FROM keel_saga WHERE saga_id = $1", {record.saga_id}).empty();
+        throw std::logic_error(
+            exists ? fmt::format("saga log: saga {} is not held by this coordinator (never "
+                                 "claimed, released, or taken over)",
+                                 record.saga_id)
+                   : fmt::format("saga log: no saga {} was started", record.saga_id));
       }
     }
     tx.execute(
@@ -101,10 +112,12 @@ void PostgresSagaLog::append(const saga::SagaRecord& record) {
     throw;
   }
   if (started) {
-    held_.insert(record.saga_id);
-  } else if (finished && held_.contains(record.saga_id)) {
-    unlock(record.saga_id);
-    held_.erase(held_.find(record.saga_id));
+    held_.emplace(record.saga_id, 1);
+  } else if (finished) {
+    if (const auto it = held_.find(record.saga_id); it != held_.end()) {
+      unlock(record.saga_id);
+      held_.erase(it);
+    }
   }
 }
 
@@ -160,12 +173,18 @@ std::vector<std::string> PostgresSagaLog::failed() { return ids_in_state("failed
 bool PostgresSagaLog::try_claim(std::string_view saga_id) {
   const std::lock_guard lock(mutex_);
   if (held_.contains(saga_id)) return false;
-  const Result exists = db_.execute("SELECT 1 FROM keel_saga WHERE saga_id = $1", {saga_id});
-  if (exists.empty()) return false;
+  if (db_.execute("SELECT 1 FROM keel_saga WHERE saga_id = $1", {saga_id}).empty()) return false;
   const Result locked =
       db_.execute(fmt::format("SELECT pg_try_advisory_lock({})", kLockArgs), {saga_id});
   if (!locked[0].as_bool(0)) return false;
-  held_.emplace(saga_id);
+  try {
+    const Result claim = db_.execute(
+        "UPDATE keel_saga SET claim = claim + 1 WHERE saga_id = $1 RETURNING claim", {saga_id});
+    held_.emplace(std::string(saga_id), claim[0].as_int64(0));
+  } catch (...) {
+    unlock(saga_id);
+    throw;
+  }
   return true;
 }
 

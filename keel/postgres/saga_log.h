@@ -12,11 +12,11 @@
 // this log's connection while a saga is driven through it. They need no clock and no lease: when
 // a coordinator's process dies, the server ends its session and the locks go with it, so another
 // coordinator's recover() can take the saga at once; while it lives, nobody else can. Appends
-// are fenced: each append takes the same lock for its transaction, which succeeds for the
-// holder (advisory locks are re-entrant within a session) and fails for anybody else while the
-// holder lives (std::logic_error). If the connection is lost, its locks are lost too and the
-// next append reconnects: another coordinator may have taken the saga meanwhile, and the fence
-// then refuses the append.
+// are fenced by a claim number that every claim increments: if this connection is lost, its
+// locks go with it, another coordinator may claim the saga, and the next append here (on a new
+// connection) carries an old number and is refused (std::logic_error). Until that append, the
+// step in progress here may still be running: the fence stops the saga's log from forking, not
+// a call already made.
 //
 // Two saga ids whose hashes collide share a lock: one waits (at start) or is skipped by
 // recover() until the other finishes — never two coordinators on one saga.
@@ -28,7 +28,7 @@
 #pragma once
 
 #include <mutex>
-#include <set>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,7 +56,8 @@ class PostgresSagaLog final : public saga::SagaLog {
 
   std::mutex mutex_;
   Connection db_;
-  std::set<std::string, std::less<>> held_;  // sagas whose session lock this connection holds
+  // Sagas whose session lock this connection holds, with the claim number fencing their appends.
+  std::map<std::string, std::int64_t, std::less<>> held_;
 };
 
 }  // namespace keel::postgres

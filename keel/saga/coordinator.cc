@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "keel/core/encoding.h"
+#include "keel/core/errors.h"
 #include "keel/core/internal/log.h"
 #include "keel/saga/internal/runner.h"
 
@@ -54,8 +55,7 @@ RecoveryReport SagaCoordinator::recover() {
     }
     try {
       // Read after claiming: what another coordinator wrote before letting go is included.
-      const std::vector<SagaRecord> history = log_.history(id);
-      const SagaState state = replay(history);
+      const SagaState state = replay(log_.history(id));
       if (state.status) {  // finished meanwhile, by its previous holder
         log_.release(id);
         continue;
@@ -72,9 +72,15 @@ RecoveryReport SagaCoordinator::recover() {
         continue;
       }
       report.finished.push_back(internal::Runner(*saga, state).recover());
-    } catch (...) {
+    } catch (const BackendError&) {
       log_.release(id);
-      throw;
+      throw;  // the engine is failing: the next sagas would fail the same way
+    } catch (const std::exception& e) {
+      // This saga cannot be continued as defined (or its log does not parse): a person must
+      // look; the others are still recovered.
+      keel::internal::logger().error("saga recovery: saga {} left in the log: {}", id, e.what());
+      report.invalid.push_back(id);
+      log_.release(id);
     }
   }
   return report;

@@ -39,6 +39,9 @@ struct RecoveryReport {
   std::vector<SagaResult> finished;   // sagas this call drove to an end (any status)
   std::vector<std::string> skipped;   // claimed by another coordinator or running here
   std::vector<std::string> unknown;   // no definition with that saga's name (left in the log)
+  // A history this definition cannot continue (more steps, other step names, a record that does
+  // not parse): logged and left in the log for a person, and the other sagas still recovered.
+  std::vector<std::string> invalid;
 };
 
 class SagaCoordinator {
@@ -55,7 +58,8 @@ class SagaCoordinator {
   // Runs the saga named `name`; throws std::invalid_argument for an unknown name.
   SagaResult execute(std::string_view name, Context context = {}, std::string saga_id = {});
 
-  // Finishes every unfinished saga in the log that is not claimed elsewhere.
+  // Finishes every unfinished saga in the log that is not claimed elsewhere. Throws what the log
+  // throws for an engine failure (keel::BackendError); the sagas before it were finished.
   RecoveryReport recover();
   // Drives one failed (or unfinished) saga again. Throws std::invalid_argument for an unknown
   // id or definition, std::logic_error when another coordinator holds it or it is not failed

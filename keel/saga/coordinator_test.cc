@@ -260,5 +260,84 @@ TEST(SagaCoordinator, ResumeRetriesTheStepAfterThePivot) {
   EXPECT_TRUE(resumed.failed_step.empty());
 }
 
+
+TEST(SagaCoordinator, AStepRerunByForwardRecoveryThatFailsIsStillCompensated) {
+  // The charge was in flight when the coordinator died (it went through); run again by forward
+  // recovery, it fails cleanly (declined): its earlier effect must still be refunded.
+  DyingLog log;
+  Services services;
+  SagaOptions options{.recovery = Recovery::forward};
+  SagaCoordinator first(log, options);
+  first.define("order", services.order_steps());
+  log.die_at(4);  // started, reserve started/completed, charge started | charge completed
+  EXPECT_THROW(first.execute("order", {}, "o-1"), std::runtime_error);
+  EXPECT_TRUE(services.charged.contains("o-1"));
+  log.heal();
+  services.payment_fails = true;
+  SagaCoordinator second(log, options);
+  second.define("order", services.order_steps());
+  const RecoveryReport report = second.recover();
+  ASSERT_EQ(report.finished.size(), 1u);
+  EXPECT_EQ(report.finished[0].status, SagaStatus::compensated);
+  EXPECT_THAT(report.finished[0].compensated_steps, ElementsAre("charge", "reserve"));
+  EXPECT_TRUE(services.charged.empty());
+  EXPECT_TRUE(services.reserved.empty());
+}
+
+TEST(SagaCoordinator, AFailureLoggedBeforeThePivotIsCompensatedEvenInForwardMode) {
+  DyingLog log;
+  Services services;
+  services.payment_fails = true;
+  SagaOptions options{.recovery = Recovery::forward};
+  SagaCoordinator first(log, options);
+  first.define("order", services.order_steps());
+  log.die_at(5);  // ... charge started, charge failed | compensation started
+  EXPECT_THROW(first.execute("order", {}, "o-1"), std::runtime_error);
+  log.heal();
+  services.payment_fails = false;  // would succeed now: forward would wrongly charge
+  SagaCoordinator second(log, options);
+  second.define("order", services.order_steps());
+  const RecoveryReport report = second.recover();
+  ASSERT_EQ(report.finished.size(), 1u);
+  EXPECT_EQ(report.finished[0].status, SagaStatus::compensated);
+  EXPECT_EQ(services.charge_calls["o-1"], 1);
+  EXPECT_TRUE(services.reserved.empty());
+}
+
+TEST(SagaCoordinator, ASagaItCannotContinueDoesNotStopTheOthers) {
+  InMemorySagaLog log;
+  {
+    SagaCoordinator old_version(log);
+    old_version.define("order", {{"a", no_op, no_op}, {"b", no_op, no_op}, {"c", no_op, no_op}});
+    SagaRecord r{.saga_id = "old", .saga_name = "order", .event = SagaEvent::started};
+    log.append(r);
+    r.event = SagaEvent::step_started;
+    r.step = 2;
+    r.step_name = "c";
+    log.append(r);
+    log.release("old");
+    log.append({.saga_id = "fine", .saga_name = "order", .event = SagaEvent::started});
+    log.release("fine");
+  }
+  SagaCoordinator coordinator(log);
+  coordinator.define("order", {{"a", no_op, no_op}, {"b", no_op, no_op}});  // c was removed
+  const RecoveryReport report = coordinator.recover();
+  EXPECT_THAT(report.invalid, ElementsAre("old"));
+  ASSERT_EQ(report.finished.size(), 1u);
+  EXPECT_EQ(report.finished[0].saga_id, "fine");
+  EXPECT_TRUE(log.try_claim("old"));  // left unclaimed for a person
+}
+
+TEST(SagaCoordinator, AClaimIsReleasedWhenTheSleeperThrows) {
+  InMemorySagaLog log;
+  SagaCoordinator coordinator(
+      log, SagaOptions{.sleeper = [](Duration) { throw std::runtime_error("shutting down"); }});
+  coordinator.define("order", {{"a", [](Context&) { throw std::runtime_error("no"); }, no_op,
+                                StepOptions{.retry = {.max_attempts = 3}}}});
+  EXPECT_THROW(coordinator.execute("order", {}, "o-1"), std::runtime_error);
+  EXPECT_THAT(log.unfinished(), ElementsAre("o-1"));
+  EXPECT_EQ(coordinator.recover().finished.size(), 1u);  // not stuck as held
+}
+
 }  // namespace
 }  // namespace keel::saga

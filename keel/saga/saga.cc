@@ -144,6 +144,14 @@ Runner::Runner(const Saga& saga, const SagaState& state)
         "saga {} ({}): the log names step {} but the definition has {} steps", state.saga_id,
         saga.name(), state.steps.size(), saga.steps().size()));
   }
+  for (std::size_t i = 0; i < state.steps.size(); ++i) {
+    if (!state.steps[i].name.empty() && state.steps[i].name != saga.steps()[i].name) {
+      throw std::invalid_argument(fmt::format(
+          "saga {} ({}): the log names step {} {} but the definition calls it {}", state.saga_id,
+          saga.name(), i + 1, quote_for_message(state.steps[i].name),
+          quote_for_message(saga.steps()[i].name)));
+    }
+  }
   result_.saga_id = state.saga_id;
   result_.context = state.context;
   result_.failed_step = state.failed_step;
@@ -171,8 +179,27 @@ Runner::Runner(const Saga& saga, const SagaState& state)
 SagaResult Runner::start() {
   record(SagaEvent::started, -1);
   started_ = true;
+  const ReleaseOnError guard(*this);
   run_forward(0);
   return std::move(result_);
+}
+
+Runner::ReleaseOnError::~ReleaseOnError() {
+  // Unwinding: whatever threw (the log, the sleeper, an allocation), the saga stays unfinished
+  // in the log; let go of it so that recover() can finish it.
+  if (std::uncaught_exceptions() > exceptions_) runner_.release_quietly();
+}
+
+void Runner::release_quietly() noexcept {
+  SagaLog* log = saga_.options().log;
+  if (log == nullptr || !started_ || finished_) return;
+  try {
+    log->release(result_.saga_id);
+  } catch (...) {
+    keel::internal::logger().warn("saga {} ({}): could not release its claim: {}",
+                                  result_.saga_id, saga_.name(),
+                                  describe_error(std::current_exception()));
+  }
 }
 
 bool Runner::past_pivot() const {
@@ -201,9 +228,13 @@ std::vector<std::size_t> Runner::compensation_order() const {
 }
 
 SagaResult Runner::recover() {
+  const ReleaseOnError guard(*this);
   const std::size_t next = first_incomplete();
-  if (compensating_) {
-    // Compensation had begun: finish it, whatever the recovery mode.
+  const bool failed_before_pivot = !past_pivot() && std::any_of(
+      flags_.begin(), flags_.end(), [](const StepFlags& f) { return f.failed && !f.completed; });
+  if (compensating_ || failed_before_pivot) {
+    // Compensation had begun, or a step had failed for good before the pivot (the decision to
+    // compensate was logged): finish going backward, whatever the recovery mode.
     run_backward(compensation_order());
   } else if (next == flags_.size()) {
     // Every step completed; only the finished record is missing.
@@ -223,6 +254,7 @@ SagaResult Runner::recover() {
 }
 
 SagaResult Runner::resume() {
+  const ReleaseOnError guard(*this);
   result_.unfinished_steps.clear();
   if (compensating_) {
     run_backward(compensation_order());
@@ -237,9 +269,13 @@ void Runner::run_forward(std::size_t from) {
   for (std::size_t i = from; i < steps.size(); ++i) {
     const int index = static_cast<int>(i);
     record(SagaEvent::step_started, index);
+    // An earlier run of this step (before a crash) whose outcome is unknown may have had its
+    // effect: that stays true whatever this run does (replay() folds the log the same way).
+    const bool earlier_effect =
+        flags_[i].may_have_effect || (flags_[i].started && !flags_[i].completed && !flags_[i].failed);
     flags_[i].started = true;
     flags_[i].failed = false;
-    flags_[i].may_have_effect = false;
+    flags_[i].may_have_effect = earlier_effect;
     const Outcome outcome = attempt(i, /*compensating=*/false);
     if (outcome.ok) {
       record(SagaEvent::step_completed, index, outcome.attempts);
@@ -247,7 +283,8 @@ void Runner::run_forward(std::size_t from) {
       result_.completed_steps.push_back(steps[i].name);
       continue;
     }
-    const bool may_have_effect = steps[i].options.compensate_on_failure || outcome.timed_out;
+    const bool may_have_effect =
+        earlier_effect || steps[i].options.compensate_on_failure || outcome.timed_out;
     record(SagaEvent::step_failed, index, outcome.attempts, outcome.error, may_have_effect);
     flags_[i].failed = true;
     flags_[i].may_have_effect = may_have_effect;
@@ -371,24 +408,10 @@ void Runner::record(SagaEvent event, int step, int attempt, std::string error,
   }
   record.context = result_.context;
   record.at = clock_.wall_now();
-  if (SagaLog* log = saga_.options().log) {
-    try {
-      log->append(record);
-    } catch (...) {
-      // The saga stops here, unfinished in the log; let go of it so that recover() can finish
-      // it (a new saga whose started record failed was never claimed).
-      if (started_) {
-        try {
-          log->release(result_.saga_id);
-        } catch (...) {
-          keel::internal::logger().warn("saga {} ({}): could not release its claim: {}",
-                                        result_.saga_id, saga_.name(),
-                                        describe_error(std::current_exception()));
-        }
-      }
-      throw;
-    }
-  }
+  // If the append throws, the saga stops here, unfinished in the log (ReleaseOnError lets go of
+  // it; a new saga whose started record failed was never claimed).
+  if (SagaLog* log = saga_.options().log) log->append(record);
+  if (event == SagaEvent::finished) finished_ = true;
   publish(record);
 }
 

@@ -74,6 +74,8 @@ SagaState replay(const std::vector<SagaRecord>& records) {
   state.saga_name = records.front().saga_name;
   for (const SagaRecord& record : records) {
     state.context = record.context;
+    // A record after finished is a resume: the saga is running again.
+    if (record.event != SagaEvent::finished) state.status.reset();
     if (record.event == SagaEvent::finished) {
       state.status = record.status;
       state.failed_step = record.step_name;
@@ -84,19 +86,23 @@ SagaState replay(const std::vector<SagaRecord>& records) {
     const auto index = static_cast<std::size_t>(record.step);
     if (state.steps.size() <= index) state.steps.resize(index + 1);
     SagaState::Step& step = state.steps[index];
+    if (!record.step_name.empty()) step.name = record.step_name;
     switch (record.event) {
       case SagaEvent::step_started:
-        // A new run of the step (forward recovery, resume): what an earlier run said is moot.
+        // A new run of the step (forward recovery, resume). An earlier run whose outcome was
+        // never logged, or that may have had an effect, may have left its effect: that stays
+        // known, so that a clean failure of the new run still compensates the step.
+        step.may_have_effect =
+            step.may_have_effect || (step.started && !step.completed && !step.failed);
         step.started = true;
         step.failed = false;
-        step.may_have_effect = false;
         break;
       case SagaEvent::step_completed:
         step.completed = true;
         break;
       case SagaEvent::step_failed:
         step.failed = true;
-        step.may_have_effect = record.may_have_effect;
+        step.may_have_effect = step.may_have_effect || record.may_have_effect;
         step.error = record.error;
         state.failed_step = record.step_name;
         state.error = record.error;
@@ -142,10 +148,16 @@ void InMemorySagaLog::append(const SagaRecord& record) {
   if (it == sagas_.end()) {
     throw std::logic_error(fmt::format("saga log: no saga {} was started", record.saga_id));
   }
+  if (!it->second.claimed) {
+    throw std::logic_error(fmt::format(
+        "saga log: saga {} is not held here (claim it before writing to it)", record.saga_id));
+  }
   it->second.records.push_back(record);
   if (record.event == SagaEvent::finished) {
     it->second.status = record.status;
     it->second.claimed = false;
+  } else {
+    it->second.status.reset();  // running (again, after a resume)
   }
 }
 

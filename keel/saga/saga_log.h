@@ -7,7 +7,11 @@
 // Claims: only one coordinator may drive a saga at a time. append(started) claims the new saga
 // for this log object; recover() and resume() must try_claim() an existing saga first; finished
 // and release() give the claim back. try_claim() fails while this log object holds the saga (a
-// run in progress here) or another owner does. How a claim is held is the implementation's: InMemorySagaLog keeps a set;
+// run in progress here) or another owner does. Appends are fenced: every record after started
+// must come from the log object that holds the saga's current claim, otherwise append throws
+// std::logic_error — a coordinator that lost its claim (a lapsed lease, a dropped connection)
+// cannot write over the one that took the saga over. Durable logs fence with a claim number
+// that each try_claim increments. How a claim is held is the implementation's: InMemorySagaLog keeps a set;
 // SqliteSagaLog a lease (owner + expiry) renewed by each append; PostgresSagaLog a session
 // advisory lock that the server drops when the coordinator's connection dies.
 //
@@ -66,7 +70,9 @@ class SagaLog {
   virtual ~SagaLog() = default;
 
   // Writes one record; durable when it returns. append(started) for an id already in the log
-  // throws std::invalid_argument; any record for an unknown saga throws std::logic_error.
+  // throws std::invalid_argument; any other record for an unknown saga, or for a saga this log
+  // object does not hold (never claimed, released, or taken over), throws std::logic_error.
+  // A record after `finished` (resume) makes the saga unfinished again until the next finished.
   // Engine failures throw keel::BackendError.
   virtual void append(const SagaRecord& record) = 0;
   // Every record of one saga in append order; empty for an unknown id.
@@ -81,7 +87,7 @@ class SagaLog {
   virtual void release(std::string_view saga_id) = 0;
 };
 
-// In process memory: lost with the process. Claims are per log object.
+// In process memory: lost with the process. One owner: the log object itself.
 class InMemorySagaLog final : public SagaLog {
  public:
   void append(const SagaRecord& record) override;
@@ -116,6 +122,7 @@ struct SagaState {
     bool compensation_started = false;
     bool compensation_completed = false;
     bool compensation_failed = false;
+    std::string name;  // as the log recorded it
     std::string error;
   };
   std::vector<Step> steps;  // indexed by step; sized to the highest index seen

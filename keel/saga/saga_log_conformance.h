@@ -139,6 +139,32 @@ TEST_P(SagaLogConformanceTest, ASagaRunningHereCannotBeClaimedUntilReleasedOrFin
   EXPECT_FALSE(log().try_claim("unknown"));
 }
 
+TEST_P(SagaLogConformanceTest, OnlyTheHolderWrites) {
+  start("s1");
+  log().release("s1");
+  // Released: nobody may write until someone claims it again.
+  EXPECT_THROW(log().append(record("s1", SagaEvent::step_started, 0)), std::logic_error);
+  ASSERT_TRUE(log().try_claim("s1"));
+  log().append(record("s1", SagaEvent::step_started, 0));
+  finish("s1", SagaStatus::failed);
+  EXPECT_THROW(log().append(record("s1", SagaEvent::step_started, 1)), std::logic_error);
+  EXPECT_EQ(log().history("s1").size(), 3u);
+}
+
+TEST_P(SagaLogConformanceTest, AResumedSagaIsUnfinishedAgainUntilItFinishes) {
+  start("s1");
+  finish("s1", SagaStatus::failed);
+  EXPECT_EQ(log().failed(), (std::vector<std::string>{"s1"}));
+  ASSERT_TRUE(log().try_claim("s1"));
+  log().append(record("s1", SagaEvent::compensation_started, 0));
+  // A coordinator dying here must leave the saga to recover(), not hidden as failed.
+  EXPECT_EQ(log().unfinished(), (std::vector<std::string>{"s1"}));
+  EXPECT_TRUE(log().failed().empty());
+  EXPECT_FALSE(replay(log().history("s1")).status.has_value());
+  finish("s1", SagaStatus::compensated);
+  EXPECT_TRUE(log().unfinished().empty());
+}
+
 TEST_P(SagaLogConformanceTest, AnotherOwnerCannotClaimAHeldSaga) {
   if (!logs_.peer) GTEST_SKIP() << "this log is not shared between owners";
   SagaLog& peer = *logs_.peer;
@@ -148,6 +174,7 @@ TEST_P(SagaLogConformanceTest, AnotherOwnerCannotClaimAHeldSaga) {
   log().release("s1");
   EXPECT_TRUE(peer.try_claim("s1"));
   EXPECT_FALSE(log().try_claim("s1"));
+  EXPECT_THROW(log().append(record("s1", SagaEvent::step_started, 0)), std::logic_error);
   peer.append(record("s1", SagaEvent::step_started, 0));
   EXPECT_EQ(log().history("s1").size(), 2u);
   SagaRecord done = record("s1", SagaEvent::finished);
@@ -186,9 +213,9 @@ TEST_P(SagaLogConformanceTest, ConcurrentSagasKeepTheirOwnHistories) {
 TEST_P(SagaLogConformanceTest, ACoordinatorRecoversWhatTheLogHolds) {
   int reserved = 0;
   SagaCoordinator coordinator(log());
-  coordinator.define("order", {{"reserve", [&](Context& c) { ++reserved; c["r"] = 1; },
+  coordinator.define("order", {{"step0", [&](Context& c) { ++reserved; c["r"] = 1; },
                                 [&](Context&) { --reserved; }},
-                               {"charge", [](Context&) {}, no_op}});
+                               {"step1", [](Context&) {}, no_op}});
   // A run stopped after its first step: write what a dying coordinator would have written.
   start("s1");
   log().append(record("s1", SagaEvent::step_started, 0));
@@ -199,7 +226,7 @@ TEST_P(SagaLogConformanceTest, ACoordinatorRecoversWhatTheLogHolds) {
   const RecoveryReport report = coordinator.recover();
   ASSERT_EQ(report.finished.size(), 1u);
   EXPECT_EQ(report.finished[0].status, SagaStatus::compensated);
-  EXPECT_EQ(report.finished[0].compensated_steps, (std::vector<std::string>{"reserve"}));
+  EXPECT_EQ(report.finished[0].compensated_steps, (std::vector<std::string>{"step0"}));
   EXPECT_EQ(reserved, 0);
   EXPECT_TRUE(log().unfinished().empty());
   EXPECT_TRUE(coordinator.recover().finished.empty());

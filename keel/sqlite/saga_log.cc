@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdio>
+#include <random>
 #include <stdexcept>
 #include <utility>
 
@@ -17,7 +19,8 @@ CREATE TABLE IF NOT EXISTS keel_saga (
   saga_name TEXT NOT NULL,
   state     TEXT NOT NULL CHECK (state IN ('running', 'completed', 'compensated', 'failed')),
   owner     TEXT,              -- NULL: nobody drives it
-  lease_until_ms INTEGER       -- the owner's claim lapses after this (wall time, ms)
+  lease_until_ms INTEGER,      -- the owner's claim lapses after this (wall time, ms)
+  claim     INTEGER NOT NULL DEFAULT 1  -- fencing number: +1 on every claim
 );
 CREATE INDEX IF NOT EXISTS keel_saga_by_state ON keel_saga (state);
 CREATE TABLE IF NOT EXISTS keel_saga_record (
@@ -36,16 +39,19 @@ CREATE TABLE IF NOT EXISTS keel_saga_record (
 CREATE INDEX IF NOT EXISTS keel_saga_record_by_saga ON keel_saga_record (saga_id, seq);
 )sql";
 
-std::string host_name() {
+std::string default_owner() {
   std::array<char, 256> name{};
-  if (gethostname(name.data(), name.size() - 1) != 0 || name[0] == '\0') return "localhost";
-  return std::string(name.data());
+  if (gethostname(name.data(), name.size() - 1) != 0 || name[0] == '\0') {
+    std::snprintf(name.data(), name.size(), "localhost");
+  }
+  std::random_device random;
+  return fmt::format("{}:{}:{:08x}", name.data(), getpid(), random());
 }
 
 }  // namespace
 
 SqliteSagaLog::SqliteSagaLog(const std::string& path, SqliteSagaLogOptions options)
-    : owner_(options.owner.empty() ? host_name() : std::move(options.owner)),
+    : owner_(options.owner.empty() ? default_owner() : std::move(options.owner)),
       lease_(options.lease),
       clock_(options.clock != nullptr ? *options.clock : default_clock()),
       db_(path) {
@@ -84,16 +90,20 @@ void SqliteSagaLog::append(const saga::SagaRecord& record) {
           fmt::format("saga log: the saga id {} is already in the log", record.saga_id));
     }
   } else {
-    // Fenced: only the owner holding the saga writes to it. A finished record lets go of it.
+    // Fenced: only the holder of the saga's current claim writes to it. A record after finished
+    // (a resume) makes the saga running again; a finished record lets go of it.
     const bool finished = record.event == saga::SagaEvent::finished;
+    if (finished && !record.status) {
+      throw std::invalid_argument("saga log: a finished record needs a status");
+    }
+    const auto held = held_.find(record.saga_id);
     Statement update = db_.prepare(
         finished ? "UPDATE keel_saga SET state = ?3, owner = NULL, lease_until_ms = NULL "
-                   "WHERE saga_id = ?1 AND (owner = ?2 OR owner IS NULL)"
-                 : "UPDATE keel_saga SET lease_until_ms = ?3 "
-                   "WHERE saga_id = ?1 AND (owner = ?2 OR owner IS NULL)");
-    update.bind_text(1, record.saga_id).bind_text(2, owner_);
+                   "WHERE saga_id = ?1 AND claim = ?2"
+                 : "UPDATE keel_saga SET state = 'running', lease_until_ms = ?3 "
+                   "WHERE saga_id = ?1 AND claim = ?2");
+    update.bind_text(1, record.saga_id).bind_int64(2, held == held_.end() ? -1 : held->second);
     if (finished) {
-      if (!record.status) throw std::invalid_argument("saga log: a finished record needs a status");
       update.bind_text(3, saga::to_string(*record.status));
     } else {
       update.bind_int64(3, lease_until);
@@ -106,9 +116,9 @@ void SqliteSagaLog::append(const saga::SagaRecord& record) {
         throw std::logic_error(fmt::format("saga log: no saga {} was started", record.saga_id));
       }
       throw std::logic_error(fmt::format(
-          "saga log: saga {} is held by {}, not {} (this owner's lease lapsed and it was "
-          "taken over)",
-          record.saga_id, owner.column_is_null(0) ? "nobody" : owner.column_text(0), owner_));
+          "saga log: saga {} is not held by {} (never claimed, released, or taken over by {} "
+          "after its lease lapsed)",
+          record.saga_id, owner_, owner.column_is_null(0) ? "nobody" : owner.column_text(0)));
     }
   }
   Statement insert = db_.prepare(
@@ -133,7 +143,7 @@ void SqliteSagaLog::append(const saga::SagaRecord& record) {
   insert.step();
   tx.commit();
   if (record.event == saga::SagaEvent::started) {
-    held_.insert(record.saga_id);
+    held_.emplace(record.saga_id, 1);
   } else if (record.event == saga::SagaEvent::finished) {
     held_.erase(record.saga_id);
   }
@@ -184,26 +194,27 @@ bool SqliteSagaLog::try_claim(std::string_view saga_id) {
   if (held_.contains(saga_id)) return false;
   const std::int64_t now = now_ms();
   Statement claim = db_.prepare(
-      "UPDATE keel_saga SET owner = ?2, lease_until_ms = ?3 WHERE saga_id = ?1 AND "
-      "(owner IS NULL OR owner = ?2 OR lease_until_ms < ?4)");
+      "UPDATE keel_saga SET owner = ?2, lease_until_ms = ?3, claim = claim + 1 WHERE saga_id = ?1 "
+      "AND (owner IS NULL OR owner = ?2 OR lease_until_ms < ?4) RETURNING claim");
   claim.bind_text(1, saga_id)
       .bind_text(2, owner_)
       .bind_int64(3, now + std::chrono::duration_cast<std::chrono::milliseconds>(lease_).count())
       .bind_int64(4, now);
-  claim.step();
-  if (db_.changes() == 0) return false;
-  held_.emplace(saga_id);
+  if (!claim.step()) return false;
+  held_.emplace(std::string(saga_id), claim.column_int64(0));
+  claim.reset();
   return true;
 }
 
 void SqliteSagaLog::release(std::string_view saga_id) {
   const std::lock_guard lock(mutex_);
-  Statement release = db_.prepare(
-      "UPDATE keel_saga SET owner = NULL, lease_until_ms = NULL WHERE saga_id = ?1 AND owner = ?2");
-  release.bind_text(1, saga_id).bind_text(2, owner_);
-  release.step();
   const auto it = held_.find(saga_id);
-  if (it != held_.end()) held_.erase(it);
+  if (it == held_.end()) return;
+  Statement release = db_.prepare(
+      "UPDATE keel_saga SET owner = NULL, lease_until_ms = NULL WHERE saga_id = ?1 AND claim = ?2");
+  release.bind_text(1, saga_id).bind_int64(2, it->second);
+  release.step();
+  held_.erase(it);
 }
 
 }  // namespace keel::sqlite

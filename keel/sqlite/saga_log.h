@@ -8,10 +8,15 @@
 // crash at any point leaves every committed record and nothing of the one in flight.
 //
 // Claims are leases: the owner that started or claimed a saga holds it until the saga finishes,
-// it is released, or `lease` passes without an append from the owner. Owners are names: a node
-// that restarts with the same owner takes its own sagas back at once; another owner waits for the
-// lease to expire. Appends are fenced: an owner whose lease was taken over cannot write to that
-// saga any more (std::logic_error), so two coordinators never drive one saga.
+// it is released, or `lease` passes without an append from the owner. Each claim increments the
+// saga's claim number, and appends are fenced by it: an owner whose lease lapsed and was taken
+// over cannot write to the saga any more (std::logic_error). It may still be running the step it
+// was in when its lease lapsed: make `lease` longer than any step takes, backoffs included.
+//
+// Owners are names. The default is unique to this object (host:pid:random), so a restarted
+// process waits for the lease to lapse before it recovers its predecessor's sagas. Give a node a
+// stable owner name (its host name, say) to take its own sagas back at once after a restart —
+// and never give two live log objects the same name.
 //
 // Tables: keel_saga (one row per saga) and keel_saga_record (the records), created when missing.
 //
@@ -21,7 +26,7 @@
 
 #include <chrono>
 #include <mutex>
-#include <set>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,8 +38,8 @@
 namespace keel::sqlite {
 
 struct SqliteSagaLogOptions {
-  // Names this coordinator in claims. Default: the host name, so that a restarted node takes
-  // its own unfinished sagas back at once.
+  // Names this coordinator in claims. Default: unique to this object (host:pid:random). A stable
+  // name lets a restarted node take its own unfinished sagas back at once (see above).
   std::string owner = {};
   // How long a claim lasts without an append from its owner. REQUIRES: > 0. Default: 30 s.
   Duration lease = std::chrono::seconds(30);
@@ -69,7 +74,8 @@ class SqliteSagaLog final : public saga::SagaLog {
   const Clock& clock_;
   std::mutex mutex_;
   Database db_;
-  std::set<std::string, std::less<>> held_;  // sagas driven through this object right now
+  // Sagas driven through this object right now, with the claim number that fences their appends.
+  std::map<std::string, std::int64_t, std::less<>> held_;
 };
 
 }  // namespace keel::sqlite

@@ -102,7 +102,7 @@ TEST_F(SqliteSagaLogTest, TheLogSurvivesReopeningAndACoordinatorFinishesTheWork)
 TEST_F(SqliteSagaLogTest, BadOptionsAreRefused) {
   EXPECT_THROW(SqliteSagaLog(path(), {.lease = 0s}), std::invalid_argument);
   SqliteSagaLog log(path());
-  EXPECT_FALSE(log.owner().empty());  // the host name
+  EXPECT_FALSE(log.owner().empty());  // host:pid:random
   saga::SagaRecord finished = record("s", saga::SagaEvent::finished);
   finished.status = saga::SagaStatus::completed;
   EXPECT_THROW(log.append(finished), std::logic_error);  // never started

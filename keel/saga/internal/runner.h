@@ -3,6 +3,7 @@
 // action. One Runner drives one saga once, on the calling thread.
 #pragma once
 
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -60,12 +61,29 @@ class Runner {
   };
   Outcome attempt(std::size_t step, bool compensating);
 
+  // Releases the claim when a run ends by an exception (not when it ends normally: the finished
+  // record released it).
+  class ReleaseOnError {
+   public:
+    explicit ReleaseOnError(Runner& runner) noexcept
+        : runner_(runner), exceptions_(std::uncaught_exceptions()) {}
+    ~ReleaseOnError();
+    ReleaseOnError(const ReleaseOnError&) = delete;
+    ReleaseOnError& operator=(const ReleaseOnError&) = delete;
+
+   private:
+    Runner& runner_;
+    int exceptions_;
+  };
+  void release_quietly() noexcept;
+
   const Saga& saga_;
   const Clock& clock_;
   SagaResult result_;
   std::vector<StepFlags> flags_;
   bool compensating_ = false;
-  bool started_ = false;  // the log holds this saga (claims to release on an error)
+  bool started_ = false;   // the log holds this saga (claims to release on an error)
+  bool finished_ = false;  // the finished record was written (and released the claim)
 };
 
 }  // namespace keel::saga::internal
