@@ -8,6 +8,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/beast/http/error.hpp>
 #include <optional>
 
 namespace keel::http {
@@ -69,10 +71,18 @@ Response Client::request(Method method, std::string_view target, std::string bod
   if (!reused) impl_->connect();
   try {
     return impl_->exchange(request);
-  } catch (const boost::system::system_error&) {
+  } catch (const boost::system::system_error& e) {
     impl_->stream.reset();
-    if (!reused) throw;
-    // The server closed the kept-alive connection (idle timeout): once more on a new one.
+    // Retry once, on a new connection, only when a kept-alive connection turned out to be
+    // closed by the server (idle timeout) before it answered anything: then the request was
+    // not processed. A timeout or any other error is the caller's to handle — the server may
+    // have run the request.
+    const auto code = e.code();
+    const bool closed_before_answer = code == beast_http::error::end_of_stream ||
+                                      code == boost::asio::error::connection_reset ||
+                                      code == boost::asio::error::broken_pipe ||
+                                      code == boost::asio::error::eof;
+    if (!reused || !closed_before_answer) throw;
     impl_->connect();
     return impl_->exchange(request);
   }

@@ -24,8 +24,11 @@ struct Router::Node {
 
 Router::Router() : root_(std::make_unique<Node>()) {}
 Router::~Router() = default;
-Router::Router(Router&&) noexcept = default;
-Router& Router::operator=(Router&&) noexcept = default;
+Router::Router(Router&& other) noexcept : root_(std::exchange(other.root_, std::make_unique<Node>())) {}
+Router& Router::operator=(Router&& other) noexcept {
+  root_ = std::exchange(other.root_, std::make_unique<Node>());
+  return *this;
+}
 
 namespace {
 
@@ -104,7 +107,7 @@ Router& Router::add(Method method, std::string_view pattern, Handler handler) {
 Response Router::route(Request& request) const {
   const std::vector<std::string_view> segments = split_path(request.path());
   const Method method = request.method();
-  const Node* allowed_elsewhere = nullptr;  // a node matching the path, without this method
+  std::map<Method, Handler> allowed;  // methods of every node matching the path (for 405)
   std::vector<std::pair<std::string, std::string>> params;
 
   // Depth-first, literals before parameters; returns the handler of the first full match that
@@ -115,7 +118,7 @@ Response Router::route(Request& request) const {
       auto it = node.handlers.find(method);
       if (it == node.handlers.end() && method == Method::head) it = node.handlers.find(Method::get);
       if (it != node.handlers.end()) return &it->second;
-      if (!node.handlers.empty() && allowed_elsewhere == nullptr) allowed_elsewhere = &node;
+      for (const auto& [other, handler] : node.handlers) allowed.emplace(other, handler);
       return nullptr;
     }
     const std::string_view segment = segments[depth];
@@ -137,11 +140,11 @@ Response Router::route(Request& request) const {
     request.params = std::move(params);
     return (*handler)(request);
   }
-  if (allowed_elsewhere != nullptr) {
+  if (!allowed.empty()) {
     Response response = error_response(
         Status::method_not_allowed, "method_not_allowed",
         fmt::format("{} is not allowed here", beast_http::to_string(method)));
-    response.set(Field::allow, allowed_methods(allowed_elsewhere->handlers));
+    response.set(Field::allow, allowed_methods(allowed));
     return response;
   }
   return error_response(Status::not_found, "not_found", "no such resource");

@@ -77,6 +77,18 @@ TEST_F(RouterTest, UnknownPathsAre404AndWrongMethods405WithAllow) {
   EXPECT_EQ(router_.route(double_slash).result(), Status::not_found);
 }
 
+TEST(Router, AllowListsTheMethodsOfEveryRouteMatchingThePath) {
+  Router router;
+  router.add(Method::get, "/links/{code}", says("get"));
+  router.add(Method::delete_, "/links/{id}", says("delete"));
+  Request post = make(Method::post, "/links/x");
+  const Response r = router.route(post);
+  EXPECT_EQ(r.result(), Status::method_not_allowed);
+  EXPECT_EQ(r[Field::allow], "DELETE, GET, HEAD");
+  Request del = make(Method::delete_, "/links/x");
+  EXPECT_EQ(router.route(del).body(), "delete id=x");
+}
+
 TEST_F(RouterTest, BadPatternsAreRefused) {
   Router router;
   EXPECT_THROW(router.add(Method::get, "", says("x")), std::invalid_argument);

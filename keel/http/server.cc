@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -150,7 +151,11 @@ class Session : public std::enable_shared_from_this<Session> {
                     fmt::format("the request headers exceed {} bytes", options().max_header_bytes));
     }
     if (ec == beast_http::error::body_limit) return refuse_body();
-    if (ec) return close();  // timeout, reset, or bytes that are not HTTP
+    if (ec.category() == beast_http::make_error_code(beast_http::error::bad_target).category() &&
+        ec != beast_http::error::end_of_stream && ec != beast_http::error::partial_message) {
+      return refuse(Status::bad_request, "bad_request", "the request is not valid HTTP/1.1");
+    }
+    if (ec) return close();  // timeout, reset, end of stream
     const auto length = parser_->content_length();
     if (length && *length > options().max_body_bytes) return refuse_body();
     stream_.expires_after(options().body_timeout);
@@ -171,6 +176,18 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void handle() {
+    try {
+      respond();
+    } catch (...) {
+      // Past the handler (which dispatch() guards): a response that cannot be serialised, an
+      // allocation. Never let it out of the I/O thread; drop the connection.
+      keel::internal::logger().error("http: could not answer a request: {}",
+                                     keel::internal::describe(std::current_exception()));
+      close();
+    }
+  }
+
+  void respond() {
     Request request{.message = parser_->release(), .client_address = client_, .params = {}};
     const bool head = request.method() == Method::head;
     Response response = server_.dispatch(request);
@@ -179,7 +196,11 @@ class Session : public std::enable_shared_from_this<Session> {
     response.version(request.message.version());
     response.keep_alive(keep_alive);
     response.set(Field::server, options().server_name);
-    if (head) {
+    const unsigned status = response.result_int();
+    if (status == 204 || status == 304 || status < 200) {
+      response.body().clear();  // no body, and no Content-Length, for these statuses
+      response.erase(Field::content_length);
+    } else if (head) {
       // The headers a GET would have sent, without the body.
       const std::size_t length = response.body().size();
       response.body().clear();
@@ -291,8 +312,14 @@ void Server::Impl::accept() {
   acceptor->async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+      // Out of file descriptors, say: wait a little instead of spinning on the error.
       keel::internal::logger().warn("http: accept failed: {}", ec.message());
-      return accept();
+      auto timer = std::make_shared<asio::steady_timer>(acceptor->get_executor());
+      timer->expires_after(std::chrono::milliseconds(50));
+      timer->async_wait([this, timer](beast::error_code) {
+        if (acceptor->is_open()) accept();
+      });
+      return;
     }
     if (connection_count.load() >= options.max_connections) {
       beast::error_code ignored;
@@ -329,7 +356,8 @@ void Server::start() {
   const std::lock_guard lock(impl.lifecycle);
   if (impl.started) throw std::logic_error("http::Server: already started");
   const tcp::endpoint endpoint(asio::ip::make_address(impl.options.host), impl.options.port);
-  impl.acceptor.emplace(impl.ioc);
+  // On a strand: the accept handler and stop()'s close never run at the same time.
+  impl.acceptor.emplace(asio::make_strand(impl.ioc));
   impl.acceptor->open(endpoint.protocol());
   impl.acceptor->set_option(asio::socket_base::reuse_address(true));
   impl.acceptor->bind(endpoint);  // throws std::system_error (boost::system::system_error)
@@ -339,7 +367,17 @@ void Server::start() {
   impl.started = true;
   impl.accept();
   for (std::size_t i = 0; i < impl.options.threads; ++i) {
-    impl.threads.emplace_back([&impl] { impl.ioc.run(); });
+    impl.threads.emplace_back([&impl] {
+      for (;;) {
+        try {
+          impl.ioc.run();
+          return;
+        } catch (...) {  // a handler threw past every guard: log it, keep serving
+          keel::internal::logger().error("http: an I/O handler threw: {}",
+                                         keel::internal::describe(std::current_exception()));
+        }
+      }
+    });
   }
 }
 
@@ -353,11 +391,15 @@ std::uint64_t Server::requests() const noexcept { return impl_->request_count.lo
 
 void Server::stop(Duration grace) {
   Impl& impl = *impl_;
+  if (impl.ioc.get_executor().running_in_this_thread()) {
+    // It would wait for the request this thread is serving, then join itself.
+    throw std::logic_error("http::Server::stop: called from one of the server's own threads");
+  }
   const std::lock_guard lock(impl.lifecycle);
   if (!impl.started || impl.stopped) return;
   impl.stopped = true;
   impl.stopping.store(true);
-  asio::post(impl.ioc, [&impl] {
+  asio::post(impl.acceptor->get_executor(), [&impl] {
     beast::error_code ec;
     impl.acceptor->close(ec);
   });

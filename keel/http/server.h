@@ -7,6 +7,8 @@
 //   ...
 //   server.stop();   // graceful: in-flight requests finish, idle connections close
 //
+// A request that is not valid HTTP/1.1 gets 400 and the connection closes.
+//
 // What it does for every service built on it:
 // - asynchronous I/O on `threads` threads, one strand per connection; keep-alive;
 // - limits: headers over max_header_bytes → 431, bodies over max_body_bytes → 413 (before the
@@ -75,7 +77,9 @@ class Server {
   // The bound port (after start()).
   std::uint16_t port() const noexcept;
   // Stops accepting, lets the requests in progress finish for up to `grace`, then closes every
-  // connection and joins the threads. Idempotent.
+  // connection and joins the threads; a handler still running is waited for (handlers should
+  // have their own timeouts). Idempotent. Throws std::logic_error when called from a handler
+  // (one of the server's threads): it would wait for itself.
   void stop(Duration grace = std::chrono::seconds(5));
 
   // What /healthz answers: 200 when ready, 503 when not (e.g. while a dependency is down).

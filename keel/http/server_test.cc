@@ -180,11 +180,11 @@ TEST_F(ServerTest, AClientReconnectsAfterTheIdleTimeoutClosedItsConnection) {
   EXPECT_EQ(client.get("/hello/b").result(), Status::ok);
 }
 
-TEST_F(ServerTest, GarbageClosesTheConnection) {
+TEST_F(ServerTest, GarbageGets400AndTheConnectionCloses) {
   start();
   RawConnection raw(server_->port());
   raw.send("\x01\x02 not http at all\r\n\r\n");
-  EXPECT_EQ(raw.read_until_closed(), "");
+  EXPECT_THAT(raw.read_until_closed(), HasSubstr("400 Bad Request"));
   Client client("127.0.0.1", server_->port());
   EXPECT_EQ(client.get("/hello/still-up").result(), Status::ok);
 }
@@ -229,6 +229,25 @@ TEST_F(ServerTest, StopLetsTheRequestInProgressFinish) {
   EXPECT_FALSE(r.keep_alive());  // the server is going away
   stopped.get();
   EXPECT_THROW(RawConnection{server.port()}, boost::system::system_error);  // no longer listening
+}
+
+TEST(HttpServer, StopFromAHandlerIsRefusedInsteadOfDeadlocking) {
+  Server* self = nullptr;
+  Router router;
+  router.add(Method::get, "/stop", [&](Request&) {
+    try {
+      self->stop();
+      return text_response(Status::ok, "stopped?");
+    } catch (const std::logic_error&) {
+      return text_response(Status::conflict, "refused");
+    }
+  });
+  Server server(std::move(router), {.threads = 1});
+  self = &server;
+  server.start();
+  Client client("127.0.0.1", server.port());
+  EXPECT_EQ(client.get("/stop").body(), "refused");
+  server.stop();
 }
 
 TEST(HttpServer, RefusesBadOptionsAndABusyPort) {
