@@ -3,3 +3,4 @@
 
 #include "keel/postgres/connection.h"
 #include "keel/postgres/saga_log.h"
+#include "keel/postgres/event_store.h"

@@ -4,3 +4,4 @@
 
 #include "keel/sqlite/database.h"
 #include "keel/sqlite/saga_log.h"
+#include "keel/sqlite/event_store.h"

@@ -1,0 +1,88 @@
+// InMemoryEventStore under concurrent appenders, readers and subscribers, and the read side
+// (a projection rebuilt while appends run). Runs under TSan.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "keel/cqrs/bank_account_test.h"
+#include "keel/cqrs/projection.h"
+
+#include "keel/cqrs/event_store.h"
+#include "keel/cqrs/event_store_conformance.h"
+
+namespace keel::cqrs {
+namespace testing {
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(EventStoreConformanceTest);  // runs in keel_cqrs_test
+}  // namespace testing
+namespace {
+
+using testing::EventStoreCase;
+using testing::EventStoreConcurrencyTest;
+
+INSTANTIATE_TEST_SUITE_P(
+    Memory, EventStoreConcurrencyTest,
+    ::testing::Values(EventStoreCase{
+        "memory", [](ManualClock& clock) { return std::make_unique<InMemoryEventStore>(clock); }}),
+    testing::event_store_case_name);
+
+using testing::event;
+
+// Appends `count` deposits of 1 to account-<thread> from each of `threads` threads.
+void deposit_concurrently(EventStore& store, int threads, int count) {
+  std::vector<std::thread> appenders;
+  for (int t = 0; t < threads; ++t) {
+    appenders.emplace_back([&store, t, count] {
+      const std::vector<NewEvent> deposit{event("Deposited", R"({"amount":1})")};
+      for (int i = 0; i < count; ++i) {
+        store.append("account-" + std::to_string(t), ExpectedVersion::any(), deposit);
+      }
+    });
+  }
+  for (std::thread& appender : appenders) appender.join();
+}
+
+TEST(EventStoreConcurrencyTest, AfterUnsubscribeReturnsTheHandlerIsNeverCalledAgain) {
+  InMemoryEventStore store;
+  std::atomic<bool> unsubscribed{false};
+  std::atomic<int> calls_after{0};
+  std::atomic<int> calls{0};
+  Subscription subscription = store.subscribe_all(0, [&](const RecordedEvent&) {
+    if (unsubscribed) ++calls_after;
+    ++calls;
+  });
+  std::thread unsubscriber([&] {
+    while (calls < 50) std::this_thread::yield();
+    subscription.unsubscribe();
+    unsubscribed = true;
+  });
+  deposit_concurrently(store, 3, 200);
+  unsubscriber.join();
+  EXPECT_EQ(calls_after, 0);
+  EXPECT_EQ(store.metrics().subscriptions, 0U);
+}
+
+TEST(ProjectionConcurrencyTest, AProjectionRebuiltWhileAppendsRunEndsExact) {
+  InMemoryEventStore store;
+  testing::Balances balances;
+  ProjectionRunner runner(store, balances);
+  runner.start();
+  std::atomic<bool> done{false};
+  std::thread rebuilder([&] {
+    for (int i = 0; i < 5 && !done; ++i) runner.rebuild();
+  });
+  deposit_concurrently(store, 3, 300);
+  done = true;
+  rebuilder.join();
+  EXPECT_EQ(balances.all(), (std::map<std::string, std::int64_t>{
+                                {"account-0", 300}, {"account-1", 300}, {"account-2", 300}}))
+      << "every event applied once, whatever the rebuilds interleaved";
+  EXPECT_EQ(balances.checkpoint(), 900U);
+}
+
+}  // namespace
+}  // namespace keel::cqrs

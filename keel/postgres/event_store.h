@@ -1,0 +1,152 @@
+// keel::postgres::PostgresEventStore: the cqrs::EventStore in PostgreSQL, for services that run
+// many processes over one event log with one global order.
+//
+//   postgres::PostgresEventStore store("host=db dbname=bank user=bank");
+//   store.append("account-42", cqrs::ExpectedVersion::exactly(7), events);
+//
+// Schema (created on first use, under an advisory lock so that processes starting together do
+// not race): keel_events holds every event — position (primary key), stream and version (unique
+// together), event_id (unique), type, data (json, kept as given), metadata, recorded_at
+// (timestamptz) — and keel_events_head is one row holding the last position given.
+//
+// Gap-free positions with concurrent writers. A bigserial would not do: two transactions draw
+// positions 7 and 8, the one holding 8 commits first, and a reader that saw 8 and moved on never
+// sees 7. Here every append runs, in READ COMMITTED:
+//   1. SELECT position FROM keel_events_head ... FOR UPDATE   -- one appender at a time
+//   2. the stream's version, the ids, the expected-version check (each a statement of its own,
+//      so each sees every append committed before the lock was granted)
+//   3. INSERT the batch at positions head+1.., and UPDATE the head, in one statement
+//   4. COMMIT
+// The head row's lock is held until the commit, and PostgreSQL makes a transaction visible
+// before it releases its locks, so appends commit in position order: any snapshot that holds
+// position p+1 holds p. The price is that appends to the whole store are serialised (a few
+// round trips each, see docs/cqrs.md for figures); the usual way past it is a "high-water mark"
+// (positions from a sequence, readers read only below the oldest transaction still in flight),
+// which keeps writers parallel at the cost of latency for readers.
+//
+// Read models in PostgreSQL (PostgresReadModel): tables with their checkpoint in
+// keel_checkpoints, changed in the same transaction. They run inline (add_inline_read_model:
+// inside each append's transaction, so the read model is never behind the log) or
+// asynchronously (PostgresProjection with a cqrs::ProjectionRunner).
+//
+// Live events reach a subscription from appends made through this PostgresEventStore at once;
+// events appended by other processes arrive with the next local append or when
+// deliver_new_events() is called (e.g. from a Scheduler task every 100 ms).
+//
+// Errors: as cqrs::EventStore; engine failures throw postgres::Error (a keel::BackendError). An
+// append whose COMMIT result is unknown (connection lost, SQLSTATE 08007) may have been written:
+// give events ids and send the same append again, which is then recognised as a retry.
+// Thread safety: safe from any number of threads; one connection serves them in turn under a
+// mutex (appends are serialised by the database anyway). For parallel readers, open several
+// stores.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "keel/core/clock.h"
+#include "keel/cqrs/event_store.h"
+#include "keel/cqrs/projection.h"
+#include "keel/postgres/connection.h"
+
+namespace keel::postgres {
+
+// A read model kept in PostgreSQL tables. Each method runs inside a transaction that the caller
+// (PostgresEventStore or PostgresProjection) opened and that also moves the checkpoint.
+class PostgresReadModel {
+ public:
+  virtual ~PostgresReadModel() = default;
+  // Names the read model: the key of its checkpoint in keel_checkpoints.
+  virtual std::string name() const = 0;
+  // Creates its tables when missing (CREATE TABLE IF NOT EXISTS).
+  virtual void create(Transaction& tx) = 0;
+  // Changes the tables for one event.
+  virtual void update(Transaction& tx, const cqrs::RecordedEvent& event) = 0;
+  // Deletes every row (before a rebuild).
+  virtual void clear(Transaction& tx) = 0;
+};
+
+// A PostgresReadModel run asynchronously by a cqrs::ProjectionRunner, on a connection of its
+// own (any database). Thread safety: safe from any thread (under a mutex of its own).
+class PostgresProjection final : public cqrs::Projection {
+ public:
+  // Connects, creates keel_checkpoints and the model's tables when missing. `model` must
+  // outlive the projection. Throws postgres::Error.
+  PostgresProjection(const std::string& connection_string, PostgresReadModel& model);
+  ~PostgresProjection() override;
+  std::uint64_t checkpoint() override;
+  // In one transaction: the model's update and the checkpoint; an event at or before the
+  // checkpoint is skipped.
+  void apply(const cqrs::RecordedEvent& event) override;
+  void reset() override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Checkpoints in a table keel_checkpoints (created when missing), for consumers whose effect is
+// outside the database (cqrs::Outbox) or whose read model lives elsewhere: they survive a
+// restart and are shared by the processes of a service. Thread safety: safe from any thread
+// (its own connection, under a mutex).
+class PostgresCheckpointStore final : public cqrs::CheckpointStore {
+ public:
+  // Connects and creates the table when missing. Throws postgres::Error.
+  explicit PostgresCheckpointStore(const std::string& connection_string);
+  ~PostgresCheckpointStore() override;
+  std::uint64_t load(std::string_view name) override;
+  void save(std::string_view name, std::uint64_t position) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class PostgresEventStore final : public cqrs::EventStore {
+ public:
+  // Connects with a libpq connection string and creates the schema when missing. `clock` stamps
+  // recorded_at and must outlive the store. Throws postgres::Error.
+  explicit PostgresEventStore(const std::string& connection_string,
+                              const Clock& clock = default_clock());
+  ~PostgresEventStore() override;
+  PostgresEventStore(const PostgresEventStore&) = delete;
+  PostgresEventStore& operator=(const PostgresEventStore&) = delete;
+
+  cqrs::AppendResult append(std::string_view stream, cqrs::ExpectedVersion expected,
+                            std::span<const cqrs::NewEvent> events) override;
+  std::vector<cqrs::RecordedEvent> read_stream(std::string_view stream,
+                                               std::uint64_t from_version = 1,
+                                               std::size_t max_count = SIZE_MAX) override;
+  std::vector<cqrs::RecordedEvent> read_all(std::uint64_t after_position = 0,
+                                            std::size_t max_count = SIZE_MAX) override;
+  std::uint64_t stream_version(std::string_view stream) override;
+  Subscription subscribe_all(std::uint64_t after_position, cqrs::EventHandler handler) override;
+
+  // Delivers to the subscriptions the events committed since they were last served, including
+  // those appended by other processes, on the calling thread.
+  void deliver_new_events();
+
+  // Runs `model` inline: each append brings it up to date inside its own transaction (under
+  // the head lock), so no query sees the log ahead of the read model. Catches the model up
+  // first. An update that throws fails the append, which then writes nothing. `model` must
+  // outlive the store. Events appended by processes that do not run the model are applied by
+  // the next append that does: run it in every writer for a model that never lags.
+  void add_inline_read_model(PostgresReadModel& model);
+  // Empties an inline read model and applies the whole log to it again, in one transaction
+  // (which holds the head lock: appends wait). Throws std::invalid_argument when `model` was
+  // not added.
+  void rebuild_inline_read_model(PostgresReadModel& model);
+
+  cqrs::EventStoreMetrics metrics() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keel::postgres
