@@ -46,6 +46,34 @@ void deposit_concurrently(EventStore& store, int threads, int count) {
   for (std::thread& appender : appenders) appender.join();
 }
 
+
+TEST(EventStoreConcurrencyTest, CatchUpRunsOnTheSubscribingThreadWhileOthersAppend) {
+  InMemoryEventStore store;
+  const std::vector<NewEvent> deposit{event("Deposited", R"({"amount":1})")};
+  for (int i = 0; i < 2000; ++i) store.append("account-a", ExpectedVersion::any(), deposit);
+  std::atomic<bool> stop{false};
+  std::thread appender([&] {
+    while (!stop) store.append("account-b", ExpectedVersion::any(), deposit);
+  });
+  const std::thread::id me = std::this_thread::get_id();
+  std::atomic<std::uint64_t> handled_here{0};
+  std::atomic<std::uint64_t> stored_elsewhere{0};  // positions <= 2000 handled by another thread
+  Subscription subscription = store.subscribe_all(0, [&](const RecordedEvent& e) {
+    if (std::this_thread::get_id() == me) {
+      ++handled_here;
+    } else if (e.position <= 2000) {
+      ++stored_elsewhere;
+    }
+  });
+  // Everything stored before the call was delivered by this thread, before it returned (not
+  // inside the other thread's appends).
+  EXPECT_GE(handled_here.load(), 2000u);
+  EXPECT_EQ(stored_elsewhere.load(), 0u);
+  stop = true;
+  appender.join();
+  subscription.unsubscribe();
+}
+
 TEST(EventStoreConcurrencyTest, AfterUnsubscribeReturnsTheHandlerIsNeverCalledAgain) {
   InMemoryEventStore store;
   std::atomic<bool> unsubscribed{false};

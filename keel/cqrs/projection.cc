@@ -19,6 +19,10 @@ ProjectionRunner::~ProjectionRunner() { stop(); }
 
 void ProjectionRunner::start() {
   std::lock_guard lock(mutex_);
+  start_locked();
+}
+
+void ProjectionRunner::start_locked() {
   if (state_->running) return;
   subscription_.unsubscribe();  // the one a failure ended, if any
   const std::uint64_t checkpoint = projection_.checkpoint();
@@ -40,15 +44,22 @@ void ProjectionRunner::start() {
 
 void ProjectionRunner::stop() {
   std::lock_guard lock(mutex_);
+  stop_locked();
+}
+
+void ProjectionRunner::stop_locked() {
   subscription_.unsubscribe();
   state_->running = false;
 }
 
 void ProjectionRunner::rebuild() {
-  stop();
+  // One lock for the whole rebuild: a start() from another thread cannot slip in between the
+  // stop and the reset and subscribe from the old checkpoint.
+  std::lock_guard lock(mutex_);
+  stop_locked();
   projection_.reset();
   state_->rebuilds.fetch_add(1, std::memory_order_relaxed);
-  start();
+  start_locked();
 }
 
 bool ProjectionRunner::running() const { return state_->running; }

@@ -75,6 +75,9 @@ class ProjectionRunner {
 
  private:
   struct State;
+  void start_locked();
+  void stop_locked();
+
   EventStore& store_;
   Projection& projection_;
   std::shared_ptr<State> state_;

@@ -174,7 +174,11 @@ void PostgresProjection::apply(const RecordedEvent& event) {
   std::lock_guard lock(impl_->mu);
   Transaction tx = impl_->db.transaction();
   const std::string name = impl_->model.name();
-  // FOR UPDATE: two projections of the same name (two processes) apply each event once.
+  // FOR UPDATE: two projections of the same name (two processes) apply each event once. The row
+  // must exist for the lock to hold anything: the first event would otherwise be applied by
+  // both.
+  tx.execute("INSERT INTO keel_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+             {name});
   const Result rows =
       tx.execute("SELECT position FROM keel_checkpoints WHERE name = $1 FOR UPDATE", {name});
   if (!rows.empty() && event.position <= static_cast<std::uint64_t>(rows[0].as_int64(0))) {

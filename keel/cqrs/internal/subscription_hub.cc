@@ -45,6 +45,11 @@ SubscriptionHub::SubscriptionHub(ReadAll read_all)
 Subscription SubscriptionHub::subscribe(std::uint64_t after_position, EventHandler handler) {
   if (!handler) throw std::invalid_argument("cqrs: subscribe_all with an empty handler");
   auto entry = std::make_shared<Entry>(after_position, std::move(handler));
+  // This thread delivers the catch-up: the entry is registered already being served, so an
+  // append committed meanwhile on another thread only leaves a note (`pending`) for this loop,
+  // and never replays the log inside that other thread's append.
+  entry->delivering = true;
+  entry->pending = true;
   {
     std::lock_guard lock(state_->mu);
     state_->entries.push_back(entry);
@@ -53,7 +58,12 @@ Subscription SubscriptionHub::subscribe(std::uint64_t after_position, EventHandl
     entry->gate.close();
     if (auto state = weak_state.lock()) state->remove(entry);
   });
-  deliver(*entry);
+  try {
+    serve(*entry);
+  } catch (...) {
+    subscription.unsubscribe();  // the catch-up could not read the store: the caller hears it
+    throw;
+  }
   return subscription;
 }
 
@@ -73,20 +83,23 @@ void SubscriptionHub::deliver(Entry& entry) {
     if (entry.delivering) return;  // the thread delivering now will see `pending`
     entry.delivering = true;
   }
+  try {
+    serve(entry);
+  } catch (...) {
+    // read_all() failed (the engine is unreachable). The append that called notify() has
+    // committed and must not fail for it: leave the events for the next notify().
+    keel::internal::logger().warn("cqrs: reading events for a subscription failed ({})",
+                                  keel::internal::describe(std::current_exception()));
+    std::lock_guard lock(entry.mu);
+    entry.pending = true;
+    entry.delivering = false;
+  }
+}
+
+void SubscriptionHub::serve(Entry& entry) {
   while (take_pending(entry)) {
-    try {
-      // A subscription that ended keeps `delivering` set: nobody delivers to it again.
-      if (!catch_up(entry)) return;
-    } catch (...) {
-      // read_all() failed (the engine is unreachable). The append that called notify() has
-      // committed and must not fail for it: leave the events for the next notify().
-      keel::internal::logger().warn("cqrs: reading events for a subscription failed ({})",
-                                    keel::internal::describe(std::current_exception()));
-      std::lock_guard lock(entry.mu);
-      entry.pending = true;
-      entry.delivering = false;
-      return;
-    }
+    // A subscription that ended keeps `delivering` set: nobody delivers to it again.
+    if (!catch_up(entry)) return;
   }
 }
 

@@ -40,8 +40,10 @@ class SubscriptionHub {
   SubscriptionHub(const SubscriptionHub&) = delete;
   SubscriptionHub& operator=(const SubscriptionHub&) = delete;
 
-  // Registers the subscription and delivers the events already stored on the calling thread.
-  // Throws std::invalid_argument for an empty handler.
+  // Registers the subscription and delivers the events already stored on the calling thread,
+  // before it returns (appends committed meanwhile are delivered by this thread too). Throws
+  // std::invalid_argument for an empty handler, and what the store's read throws (the
+  // subscription is then ended).
   Subscription subscribe(std::uint64_t after_position, EventHandler handler);
 
   // New events were committed: delivers them to every subscription that is not being served.
@@ -55,6 +57,8 @@ class SubscriptionHub {
   struct State;
   // Delivers until the subscription is caught up, unless another thread is delivering to it.
   void deliver(Entry& entry);
+  // The delivering thread's loop (its turn already taken). Throws what read_all() throws.
+  void serve(Entry& entry);
   // Clears `pending`; when there was none, ends this thread's turn and returns false.
   static bool take_pending(Entry& entry);
   // Reads and handles events until none is left; false when the subscription ended.
