@@ -14,6 +14,7 @@ void run_circuit_breaker_demo();
 void run_cache_aside_demo();
 void run_pub_sub_demo();
 void run_saga_demo();
+void run_cqrs_demo();
 #ifdef KEEL_DEMO_URL_SHORTENER
 void run_url_shortener_demo();
 #endif
@@ -36,6 +37,9 @@ const std::vector<Demo>& all_demos() {
       {"saga",
        "the order saga: success, a declined payment compensated, a crash recovered from SQLite",
        run_saga_demo},
+      {"cqrs",
+       "bank accounts with event sourcing: rules, two read models, a conflict retried, a rebuild",
+       run_cqrs_demo},
 #ifdef KEEL_DEMO_URL_SHORTENER
       {"url_shortener",
        "the URL shortener case study over real HTTP: shorten, dedup, errors, redirects, stats",
