@@ -222,6 +222,44 @@ void PostgresCheckpointStore::save(std::string_view name, std::uint64_t position
   save_checkpoint(impl_->db, name, position);
 }
 
+// PostgresSnapshotStore
+
+struct PostgresSnapshotStore::Impl {
+  explicit Impl(const std::string& connection_string) : db(connection_string) {}
+  std::mutex mu;
+  Connection db;  // GUARDED_BY(mu)
+};
+
+PostgresSnapshotStore::PostgresSnapshotStore(const std::string& connection_string)
+    : impl_(std::make_unique<Impl>(connection_string)) {
+  Transaction tx = impl_->db.transaction();
+  tx.execute("SELECT pg_advisory_xact_lock(1801807214, 0)");  // two processes creating it
+  tx.execute(
+      "CREATE TABLE IF NOT EXISTS keel_snapshots (stream TEXT PRIMARY KEY, version BIGINT NOT "
+      "NULL, state TEXT NOT NULL)");
+  tx.commit();
+}
+
+PostgresSnapshotStore::~PostgresSnapshotStore() = default;
+
+std::optional<cqrs::Snapshot> PostgresSnapshotStore::load(std::string_view stream) {
+  std::lock_guard lock(impl_->mu);
+  const Result rows =
+      impl_->db.execute("SELECT version, state FROM keel_snapshots WHERE stream = $1", {stream});
+  if (rows.empty()) return std::nullopt;
+  return cqrs::Snapshot{.version = static_cast<std::uint64_t>(rows[0].as_int64(0)),
+                        .state = rows[0].as_text(1)};
+}
+
+void PostgresSnapshotStore::save(std::string_view stream, const cqrs::Snapshot& snapshot) {
+  std::lock_guard lock(impl_->mu);
+  impl_->db.execute(
+      "INSERT INTO keel_snapshots VALUES ($1, $2, $3) ON CONFLICT (stream) DO UPDATE SET "
+      "version = excluded.version, state = excluded.state "
+      "WHERE keel_snapshots.version < excluded.version",
+      {stream, static_cast<std::int64_t>(snapshot.version), snapshot.state});
+}
+
 // PostgresEventStore
 
 struct PostgresEventStore::Impl {

@@ -44,12 +44,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "keel/core/clock.h"
+#include "keel/cqrs/aggregate.h"
 #include "keel/cqrs/event_store.h"
 #include "keel/cqrs/projection.h"
 #include "keel/postgres/connection.h"
@@ -101,6 +103,21 @@ class PostgresCheckpointStore final : public cqrs::CheckpointStore {
   ~PostgresCheckpointStore() override;
   std::uint64_t load(std::string_view name) override;
   void save(std::string_view name, std::uint64_t position) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Aggregate snapshots in keel_snapshots, shared by every process. A snapshot only ever replaces
+// an older one (a lower version). Thread safety: safe from any thread (its own connection).
+class PostgresSnapshotStore final : public cqrs::SnapshotStore {
+ public:
+  // Connects and creates the table when missing. Throws postgres::Error.
+  explicit PostgresSnapshotStore(const std::string& connection_string);
+  ~PostgresSnapshotStore() override;
+  std::optional<cqrs::Snapshot> load(std::string_view stream) override;
+  void save(std::string_view stream, const cqrs::Snapshot& snapshot) override;
 
  private:
   struct Impl;

@@ -108,6 +108,19 @@ TEST(PostgresEventStoreTest, TheTablesArePlainSqlForOtherTools) {
   EXPECT_EQ(db.execute("SELECT position FROM keel_events_head")[0].as_int64(0), 1);
 }
 
+TEST(PostgresSnapshotStoreTest, SnapshotsAreSharedAndOnlyNewerOnesReplaceThem) {
+  const std::string database = new_database();
+  PostgresSnapshotStore writer(database);
+  PostgresSnapshotStore reader(database);
+  EXPECT_FALSE(reader.load("account-1").has_value());
+  writer.save("account-1", {.version = 20, .state = R"({"balance":240})"});
+  writer.save("account-1", {.version = 10, .state = R"({"balance":100})"});  // older: kept out
+  const auto snapshot = reader.load("account-1");
+  ASSERT_TRUE(snapshot.has_value());
+  EXPECT_EQ(snapshot->version, 20U);
+  EXPECT_EQ(snapshot->state, R"({"balance":240})");
+}
+
 TEST(PostgresCheckpointStoreTest, CheckpointsAreSharedAndSurviveReconnecting) {
   const std::string database = new_database();
   {

@@ -157,6 +157,34 @@ void SqliteCheckpointStore::save(std::string_view name, std::uint64_t position) 
   save_checkpoint(db_, name, position);
 }
 
+// SqliteSnapshotStore
+
+SqliteSnapshotStore::SqliteSnapshotStore(const std::string& path) : db_(path) {
+  db_.execute(
+      "CREATE TABLE IF NOT EXISTS keel_snapshots (stream TEXT PRIMARY KEY, version INTEGER NOT "
+      "NULL, state TEXT NOT NULL)");
+}
+
+std::optional<cqrs::Snapshot> SqliteSnapshotStore::load(std::string_view stream) {
+  std::lock_guard lock(mutex_);
+  auto select = db_.prepare("SELECT version, state FROM keel_snapshots WHERE stream = ?1");
+  select.bind_text(1, stream);
+  if (!select.step()) return std::nullopt;
+  return cqrs::Snapshot{.version = static_cast<std::uint64_t>(select.column_int64(0)),
+                        .state = select.column_text(1)};
+}
+
+void SqliteSnapshotStore::save(std::string_view stream, const cqrs::Snapshot& snapshot) {
+  std::lock_guard lock(mutex_);
+  auto upsert = db_.prepare(
+      "INSERT INTO keel_snapshots VALUES (?1, ?2, ?3) ON CONFLICT (stream) DO UPDATE SET "
+      "version = excluded.version, state = excluded.state WHERE excluded.version > version");
+  upsert.bind_text(1, stream)
+      .bind_int64(2, static_cast<std::int64_t>(snapshot.version))
+      .bind_text(3, snapshot.state);
+  upsert.step();
+}
+
 // SqliteEventStore
 
 struct SqliteEventStore::Impl {

@@ -34,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <span>
 #include <string>
@@ -41,6 +42,7 @@
 #include <vector>
 
 #include "keel/core/clock.h"
+#include "keel/cqrs/aggregate.h"
 #include "keel/cqrs/event_store.h"
 #include "keel/cqrs/projection.h"
 #include "keel/sqlite/database.h"
@@ -91,6 +93,21 @@ class SqliteCheckpointStore final : public cqrs::CheckpointStore {
   explicit SqliteCheckpointStore(const std::string& path);
   std::uint64_t load(std::string_view name) override;
   void save(std::string_view name, std::uint64_t position) override;
+
+ private:
+  std::mutex mutex_;
+  Database db_;  // GUARDED_BY(mutex_)
+};
+
+// Aggregate snapshots in keel_snapshots of an SQLite file (the event store's file or another),
+// so that they survive a restart. A snapshot only ever replaces an older one (a lower version).
+// Thread safety: safe from any thread (its own connection, under a mutex).
+class SqliteSnapshotStore final : public cqrs::SnapshotStore {
+ public:
+  // Opens (or creates) the database at `path`. Throws sqlite::Error.
+  explicit SqliteSnapshotStore(const std::string& path);
+  std::optional<cqrs::Snapshot> load(std::string_view stream) override;
+  void save(std::string_view stream, const cqrs::Snapshot& snapshot) override;
 
  private:
   std::mutex mutex_;

@@ -134,6 +134,23 @@ std::vector<NewEvent> deposit(int amount) {
 
 using Balances = std::map<std::string, std::int64_t>;
 
+TEST(SqliteSnapshotStoreTest, SnapshotsSurviveReopeningAndOnlyNewerOnesReplaceThem) {
+  const std::string file = new_file();
+  {
+    SqliteSnapshotStore snapshots(file);
+    EXPECT_FALSE(snapshots.load("account-1").has_value());
+    snapshots.save("account-1", {.version = 20, .state = R"({"balance":240})"});
+    snapshots.save("account-1", {.version = 10, .state = R"({"balance":100})"});  // older: kept out
+  }
+  SqliteSnapshotStore reopened(file);
+  const auto snapshot = reopened.load("account-1");
+  ASSERT_TRUE(snapshot.has_value());
+  EXPECT_EQ(snapshot->version, 20U);
+  EXPECT_EQ(snapshot->state, R"({"balance":240})");
+  reopened.save("account-1", {.version = 30, .state = R"({"balance":300})"});
+  EXPECT_EQ(reopened.load("account-1")->version, 30U);
+}
+
 TEST(SqliteCheckpointStoreTest, CheckpointsSurviveReopening) {
   const std::string file = new_file();
   {
