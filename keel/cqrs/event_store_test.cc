@@ -102,6 +102,15 @@ TEST(EventIdTest, AForkedChildDrawsOtherIdsThanItsParent) {
   EXPECT_NE(internal::new_event_id(), child_id);
 }
 
+TEST(InMemoryEventStoreTest, DeeplyNestedJsonIsValidData) {
+  InMemoryEventStore store;
+  std::string deep;
+  for (int i = 0; i < 200; ++i) deep += "[";
+  for (int i = 0; i < 200; ++i) deep += "]";
+  const std::vector<NewEvent> events{{.type = "Nested", .data = deep}};
+  EXPECT_EQ(store.append("s-1", ExpectedVersion::any(), events).version, 1U);
+}
+
 TEST(InMemoryEventStoreTest, ASubscriptionMayOutliveItsStore) {
   Subscription subscription;
   {

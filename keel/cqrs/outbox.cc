@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <functional>
 #include <string_view>
 #include <utility>
 
@@ -11,6 +12,13 @@ namespace {
 
 // A topic token: printable ASCII without whitespace, '.', '*', '#', '>' (see pubsub/topic.h).
 std::string token(std::string_view text) {
+  // A topic is at most 1,024 bytes: a long name keeps its first 200 bytes and a hash of the
+  // whole, so that it stays distinct and the outbox never stalls on an unpublishable event.
+  constexpr std::size_t kMaxToken = 240;
+  if (text.size() > kMaxToken) {
+    return fmt::format("{}~{:016x}", token(text.substr(0, 200)),
+                       std::hash<std::string_view>{}(text));
+  }
   std::string out(text.empty() ? "_" : text);
   for (char& c : out) {
     const bool printable = c > ' ' && c < 0x7f;

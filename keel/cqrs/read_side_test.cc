@@ -12,6 +12,7 @@
 #include "keel/cqrs/outbox.h"
 #include "keel/cqrs/projection.h"
 #include "keel/pubsub/event_bus.h"
+#include "keel/pubsub/topic.h"
 
 namespace keel::cqrs {
 namespace {
@@ -154,6 +155,14 @@ TEST_F(OutboxTest, EventsArePublishedAsCategoryDotTypeWithTheirIdentity) {
       << "characters a topic token cannot hold become '_'";
   EXPECT_EQ(outbox_topic(RecordedEvent{.stream = "inventory", .type = "Restocked"}),
             "inventory.Restocked");
+  // Names too long for a topic still give a valid one, and distinct names distinct topics.
+  const std::string long_a = outbox_topic(
+      RecordedEvent{.stream = std::string(2000, 's'), .type = std::string(2000, 't').append("a")});
+  const std::string long_b = outbox_topic(
+      RecordedEvent{.stream = std::string(2000, 's'), .type = std::string(2000, 't').append("b")});
+  EXPECT_NO_THROW(pubsub::validate_topic(long_a));
+  EXPECT_LE(long_a.size(), 1024U);
+  EXPECT_NE(long_a, long_b);
 }
 
 TEST_F(OutboxTest, EventsCommittedBeforeACrashArePublishedAtRestart) {

@@ -26,7 +26,11 @@ void require_text(std::string_view text, std::string_view what) {
 void require_json(std::string_view text, std::string_view what, std::size_t index,
                   std::string_view stream) {
   boost::system::error_code error;
-  boost::json::parse(boost::json::string_view(text.data(), text.size()), error);
+  // Boost.JSON refuses nesting deeper than 32 by default; valid documents go deeper than that.
+  // 1,000 still bounds the parser's memory against a hostile body.
+  boost::json::parse_options options;
+  options.max_depth = 1000;
+  boost::json::parse(boost::json::string_view(text.data(), text.size()), error, {}, options);
   if (error) {
     throw std::invalid_argument(
         fmt::format("cqrs: {} of event {} of stream {} is not valid JSON ({}): {}", what, index,
