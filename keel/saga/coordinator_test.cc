@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "keel/core/clock.h"
+#include "keel/saga/dying_log_test.h"
 #include "keel/saga/saga_log.h"
 
 namespace keel::saga {
@@ -20,27 +21,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-// A log that dies (throws, as a process that stops would stop writing) at its n-th append while
-// armed; afterwards it is the healthy log a new coordinator finds.
-class DyingLog final : public SagaLog {
- public:
-  void die_at(int n) { left_ = n; }
-  void heal() { left_ = -1; }
-  void append(const SagaRecord& record) override {
-    if (left_ == 0) throw std::runtime_error("the coordinator died");
-    if (left_ > 0) --left_;
-    inner_.append(record);
-  }
-  std::vector<SagaRecord> history(std::string_view id) override { return inner_.history(id); }
-  std::vector<std::string> unfinished() override { return inner_.unfinished(); }
-  std::vector<std::string> failed() override { return inner_.failed(); }
-  bool try_claim(std::string_view id) override { return inner_.try_claim(id); }
-  void release(std::string_view id) override { inner_.release(id); }
-
- private:
-  int left_ = -1;
-  InMemorySagaLog inner_;
-};
+using testing::DyingLog;
 
 // The services the order saga talks to, with idempotent operations keyed by saga id (what the
 // docs ask of compensations), counting every effect so that a double effect shows.

@@ -13,6 +13,7 @@
 
 #include "keel/core/clock.h"
 #include "keel/pubsub/event_bus.h"
+#include "keel/saga/dying_log_test.h"
 #include "keel/saga/saga_log.h"
 
 namespace keel::saga {
@@ -311,27 +312,9 @@ TEST_F(SagaTest, EveryStateChangeIsLoggedBeforeTheNextAction) {
   EXPECT_THROW(saga.execute({}, id), std::invalid_argument);  // an id is used once
 }
 
-// A log whose disk fills up after `n` appends.
-class FailingLog final : public SagaLog {
- public:
-  explicit FailingLog(int n) : left_(n) {}
-  void append(const SagaRecord& record) override {
-    if (left_-- <= 0) throw std::runtime_error("disk full");
-    inner_.append(record);
-  }
-  std::vector<SagaRecord> history(std::string_view id) override { return inner_.history(id); }
-  std::vector<std::string> unfinished() override { return inner_.unfinished(); }
-  std::vector<std::string> failed() override { return inner_.failed(); }
-  bool try_claim(std::string_view id) override { return inner_.try_claim(id); }
-  void release(std::string_view id) override { inner_.release(id); }
-
- private:
-  int left_;
-  InMemorySagaLog inner_;
-};
-
 TEST_F(SagaTest, ALogThatFailsStopsTheSagaAndLetsGoOfItForRecovery) {
-  FailingLog log(3);
+  testing::DyingLog log;  // its disk fills up after 3 appends
+  log.die_at(3);
   SagaOptions o = options();
   o.log = &log;
   Saga saga("order", {{"a", j_.step("a"), j_.undo("a")}, {"b", j_.step("b"), j_.undo("b")}}, o);

@@ -15,4 +15,5 @@ cmake --build "$work/build" >/dev/null
 "$work/build/consumer"
 "$work/build/consumer_all"
 "$work/build/consumer_ratelimit"
+"$work/build/consumer_saga"
 if [[ -x "$work/build/consumer_adapters" ]]; then "$work/build/consumer_adapters"; fi
