@@ -48,12 +48,24 @@ struct LinkStats {
   std::vector<std::pair<std::string, std::uint64_t>> daily;      // "YYYY-MM-DD", oldest first
 };
 
-// The analytics read model, fed by the click events of a bus.
-class ClickAnalytics {
+// What the API asks the analytics: the query side of the read model. Implementations: the
+// in-process ClickAnalytics below, and the durable SqliteClickStats / PostgresClickStats of
+// click_log.h.
+class ClickStats {
+ public:
+  virtual ~ClickStats() = default;
+  virtual LinkStats stats(std::string_view code) const = 0;
+  virtual std::uint64_t total_clicks() const = 0;
+};
+
+// An in-process read model, fed by the click events of a bus: nothing survives a restart. The
+// server uses the durable click log (click_log.h); this one serves tests and embedders that do
+// not keep analytics.
+class ClickAnalytics final : public ClickStats {
  public:
   explicit ClickAnalytics(pubsub::EventBus& bus);
-  LinkStats stats(std::string_view code) const;
-  std::uint64_t total_clicks() const;
+  LinkStats stats(std::string_view code) const override;
+  std::uint64_t total_clicks() const override;
 
  private:
   void apply(const pubsub::Message& message);

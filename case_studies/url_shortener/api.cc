@@ -75,7 +75,7 @@ std::string format_rfc3339(WallTime at) {
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", std::chrono::sys_seconds(seconds));
 }
 
-Api::Api(Shortener& shortener, pubsub::EventBus& bus, ClickAnalytics& analytics, ApiOptions options)
+Api::Api(Shortener& shortener, pubsub::EventBus& bus, ClickStats& analytics, ApiOptions options)
     : shortener_(shortener),
       bus_(bus),
       analytics_(analytics),

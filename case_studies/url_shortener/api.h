@@ -47,7 +47,7 @@ class Api {
  public:
   // All referenced objects must outlive the Api and the router built from it. Throws
   // std::invalid_argument for a redirect status other than 301 or 302.
-  Api(Shortener& shortener, pubsub::EventBus& bus, ClickAnalytics& analytics,
+  Api(Shortener& shortener, pubsub::EventBus& bus, ClickStats& analytics,
       ApiOptions options = {});
 
   // Adds the routes to `router`.
@@ -62,7 +62,7 @@ class Api {
 
   Shortener& shortener_;
   pubsub::EventBus& bus_;
-  ClickAnalytics& analytics_;
+  ClickStats& analytics_;
   ApiOptions options_;
   const Clock& clock_;
   ratelimit::KeyedRateLimiter create_limiter_;

@@ -15,10 +15,12 @@
 
 #include "case_studies/url_shortener/analytics.h"
 #include "case_studies/url_shortener/api.h"
+#include "case_studies/url_shortener/click_log.h"
 #include "case_studies/url_shortener/shortener.h"
 #include "keel/core/metrics.h"
 #include "keel/http/server.h"
 #include "keel/pubsub/event_bus.h"
+#include "keel/sqlite/event_store.h"
 
 namespace {
 
@@ -87,8 +89,13 @@ int main(int argc, char** argv) {
   try {
     shortener::SqliteLinkStore store(db);
     shortener::Shortener service(store, {.base_url = base_url, .code_key = code_key});
+    // Click analytics: clicks are events in the click log beside the links, folded inline into
+    // the stats tables (click_log.h); the recorder appends them in batches off the request path.
     pubsub::EventBus bus;
-    shortener::ClickAnalytics analytics(bus);
+    sqlite::SqliteEventStore click_log(db);
+    shortener::SqliteClickStats analytics(click_log, db);
+    ThreadPoolScheduler flusher(1);
+    shortener::ClickRecorder recorder(bus, click_log, flusher);
     shortener::Api api(service, bus, analytics,
                        {.admin_token = admin_token, .redirect_status = redirect_status});
     MetricsRegistry metrics;
