@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "case_studies/url_shortener/web.h"
 #include "keel/core/encoding.h"
 #include "keel/ratelimit/http_headers.h"
 
@@ -93,6 +94,9 @@ void Api::add_routes(http::Router& router) {
   router.add(Method::delete_, "/api/v1/links/{code}",
              [this](http::Request& r) { return remove(r); });
   router.add(Method::get, "/{code}", [this](http::Request& r) { return follow(r); });
+  // The web page: GET / and GET /{code}+ (the router tries "{code}+" before "{code}", and no
+  // code or alias can end in '+'), and /static/.
+  add_web_routes(router, shortener_);
 }
 
 http::Response Api::create(http::Request& request) {

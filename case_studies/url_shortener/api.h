@@ -7,6 +7,7 @@
 //                                    301 with Cache-Control: private, max-age=N; 404; 410
 //   GET    /api/v1/links/{code}   → the link plus {"clicks","referrers":[…],"daily":[…]}
 //   DELETE /api/v1/links/{code}   → 204 with Authorization: Bearer <admin token>; 401 otherwise
+//   GET    /  and  /{code}+       → the web page: shorten a URL; a link's stats (web.h)
 //
 // Errors are {"error": {"code", "message"}}: 400 invalid_json / invalid_url / invalid_alias /
 // invalid_expiry, 409 alias_taken, 413 (the server's body limit), 429 rate_limited with
@@ -50,7 +51,7 @@ class Api {
   Api(Shortener& shortener, pubsub::EventBus& bus, ClickStats& analytics,
       ApiOptions options = {});
 
-  // Adds the routes to `router`.
+  // Adds the routes to `router`, the web page's (add_web_routes) included.
   void add_routes(http::Router& router);
 
  private:
