@@ -3,11 +3,11 @@
 #include <fmt/format.h>
 
 #include <atomic>
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <exception>
 
 #include "keel/core/internal/log.h"
+#include "keel/cqrs/internal/json.h"
 
 namespace keel::cqrs {
 
@@ -52,7 +52,7 @@ void Repository::load(std::string_view stream, Aggregate& aggregate) {
   aggregate.stream_ = std::string(stream);
   if (options_.snapshots != nullptr) {
     if (const std::optional<Snapshot> snapshot = options_.snapshots->load(stream)) {
-      aggregate.restore(boost::json::parse(snapshot->state));
+      aggregate.restore(internal::parse_json(snapshot->state));
       aggregate.loaded_version_ = snapshot->version;
       counters_->snapshots_read.fetch_add(1, std::memory_order_relaxed);
     }
@@ -62,9 +62,11 @@ void Repository::load(std::string_view stream, Aggregate& aggregate) {
   for (;;) {
     const std::vector<RecordedEvent> events =
         store_.read_stream(stream, aggregate.loaded_version_ + 1, kPage);
-    for (const RecordedEvent& event : events) {
-      aggregate.apply(event.type, boost::json::parse(event.data));
-      aggregate.loaded_version_ = event.version;
+    for (const RecordedEvent& stored : events) {
+      with_upcast(options_.upcasters, stored, [&](const RecordedEvent& event) {
+        aggregate.apply(event.type, internal::parse_json(event.data));
+      });
+      aggregate.loaded_version_ = stored.version;
     }
     counters_->events_read.fetch_add(events.size(), std::memory_order_relaxed);
     if (events.size() < kPage) break;

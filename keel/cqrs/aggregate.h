@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "keel/cqrs/event_store.h"
+#include "keel/cqrs/upcasting.h"
 
 namespace keel::cqrs {
 
@@ -125,6 +126,10 @@ struct RepositoryOptions {
   // A snapshot is taken when a save moves the stream's version past a multiple of this.
   // REQUIRES: >= 1. Default: 100.
   std::uint64_t snapshot_every = 100;
+  // Translate old events to their current shape before the aggregate applies them (see
+  // upcasting.h); nullptr: events are applied as stored. Must outlive the repository.
+  // Default: nullptr.
+  const Upcasters* upcasters = nullptr;
 };
 
 // Counters since construction; exact under concurrency.
@@ -144,9 +149,10 @@ class Repository {
   explicit Repository(EventStore& store, RepositoryOptions options = {});
 
   // Rebuilds `aggregate` (freshly constructed) from `stream`: the latest snapshot if there is
-  // one, then the events after it. A stream without events gives a new aggregate at version 0.
-  // Throws std::invalid_argument for an empty stream name, std::logic_error when `aggregate`
-  // was already loaded.
+  // one, then the events after it, each upcast (options.upcasters) before it is applied. A
+  // stream without events gives a new aggregate at version 0. Throws std::invalid_argument for
+  // an empty stream name, std::logic_error when `aggregate` was already loaded, UpcastFailed
+  // when an upcaster fails.
   void load(std::string_view stream, Aggregate& aggregate);
   template <std::derived_from<Aggregate> A>
   A load(std::string_view stream) {

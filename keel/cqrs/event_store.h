@@ -179,6 +179,13 @@ class EventStore {
   // subscription (logged and counted): the event is not skipped, so the subscriber resumes
   // from its last handled position with a new subscription.
   virtual Subscription subscribe_all(std::uint64_t after_position, EventHandler handler) = 0;
+
+  // Delivers to the subscriptions, on the calling thread, the events committed since they were
+  // last served — including those appended by other processes (or other store objects on the
+  // same database), which a store does not see by itself. Call it on a timer (EventPoller), or
+  // when told that another process appended. The default, for stores that have no other
+  // writer (InMemoryEventStore), does nothing.
+  virtual void deliver_new_events() {}
 };
 
 // Counters since construction; exact under concurrency.

@@ -1,15 +1,20 @@
-// InMemoryEventStore under concurrent appenders, readers and subscribers, and the read side
-// (a projection rebuilt while appends run). Runs under TSan.
+// InMemoryEventStore under concurrent appenders, readers and subscribers, the read side (a
+// projection rebuilt while appends run) and the EventPoller woken from many threads. Runs under
+// TSan.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "keel/core/scheduler.h"
 #include "keel/cqrs/bank_account_test.h"
+#include "keel/cqrs/event_poller.h"
 #include "keel/cqrs/projection.h"
 
 #include "keel/cqrs/event_store.h"
@@ -45,7 +50,6 @@ void deposit_concurrently(EventStore& store, int threads, int count) {
   }
   for (std::thread& appender : appenders) appender.join();
 }
-
 
 TEST(EventStoreConcurrencyTest, CatchUpRunsOnTheSubscribingThreadWhileOthersAppend) {
   InMemoryEventStore store;
@@ -110,6 +114,43 @@ TEST(ProjectionConcurrencyTest, AProjectionRebuiltWhileAppendsRunEndsExact) {
                                 {"account-0", 300}, {"account-1", 300}, {"account-2", 300}}))
       << "every event applied once, whatever the rebuilds interleaved";
   EXPECT_EQ(balances.checkpoint(), 900U);
+}
+
+TEST(EventPollerConcurrencyTest, WakesFromManyThreadsNeverMakeTwoPollsAtOnce) {
+  ThreadPoolScheduler scheduler(2);  // two workers: overlapping polls would be possible
+  std::atomic<int> in_poll{0};
+  std::atomic<bool> overlapped{false};
+  std::atomic<int> polls{0};
+  std::promise<void> polled_after_the_wakes;
+  std::atomic<bool> wakes_done{false};
+  std::atomic<bool> promised{false};
+  EventPoller poller(scheduler,
+                     [&] {
+                       if (in_poll.fetch_add(1) != 0) overlapped = true;
+                       std::this_thread::yield();
+                       ++polls;
+                       if (wakes_done && !promised.exchange(true))
+                         polled_after_the_wakes.set_value();
+                       in_poll.fetch_sub(1);
+                     },
+                     {.interval = std::chrono::hours(1)});
+  std::vector<std::thread> wakers;
+  for (int t = 0; t < 4; ++t) {
+    wakers.emplace_back([&] {
+      for (int i = 0; i < 500; ++i) poller.wake();
+    });
+  }
+  for (std::thread& waker : wakers) waker.join();
+  wakes_done = true;
+  poller.wake();
+  ASSERT_EQ(polled_after_the_wakes.get_future().wait_for(std::chrono::seconds(30)),
+            std::future_status::ready)
+      << "a wake after the others polls";
+  poller.stop();
+  EXPECT_FALSE(overlapped) << "one poll at a time";
+  EXPECT_GE(polls.load(), 1);
+  EXPECT_LE(polls.load(), 2001) << "wakes coalesce; never more polls than wakes";
+  EXPECT_EQ(poller.metrics().wakes, 2001U);
 }
 
 }  // namespace

@@ -12,8 +12,12 @@ struct ProjectionRunner::State {
   std::atomic<std::uint64_t> rebuilds{0};
 };
 
-ProjectionRunner::ProjectionRunner(EventStore& store, Projection& projection)
-    : store_(store), projection_(projection), state_(std::make_shared<State>()) {}
+ProjectionRunner::ProjectionRunner(EventStore& store, Projection& projection,
+                                   ProjectionRunnerOptions options)
+    : store_(store),
+      projection_(projection),
+      options_(options),
+      state_(std::make_shared<State>()) {}
 
 ProjectionRunner::~ProjectionRunner() { stop(); }
 
@@ -29,9 +33,10 @@ void ProjectionRunner::start_locked() {
   state_->position = checkpoint;
   state_->running = true;
   subscription_ = store_.subscribe_all(
-      checkpoint, [state = state_, &projection = projection_](const RecordedEvent& event) {
+      checkpoint, [state = state_, &projection = projection_,
+                   upcasters = options_.upcasters](const RecordedEvent& event) {
         try {
-          projection.apply(event);
+          with_upcast(upcasters, event, [&](const RecordedEvent& e) { projection.apply(e); });
         } catch (...) {
           state->failures.fetch_add(1, std::memory_order_relaxed);
           state->running = false;

@@ -28,6 +28,7 @@
 
 #include "keel/core/subscription.h"
 #include "keel/cqrs/event_store.h"
+#include "keel/cqrs/upcasting.h"
 
 namespace keel::cqrs {
 
@@ -49,18 +50,27 @@ struct ProjectionMetrics {
   std::uint64_t rebuilds = 0;
 };
 
+struct ProjectionRunnerOptions {
+  // Translate old events to their current shape before the projection applies them (see
+  // upcasting.h); nullptr: events are applied as stored. Must outlive the runner.
+  // Default: nullptr.
+  const Upcasters* upcasters = nullptr;
+};
+
 class ProjectionRunner {
  public:
-  // `store` and `projection` must outlive the runner. Does not start it.
-  ProjectionRunner(EventStore& store, Projection& projection);
+  // `store` and `projection` (and options.upcasters) must outlive the runner. Does not start
+  // it.
+  ProjectionRunner(EventStore& store, Projection& projection, ProjectionRunnerOptions options = {});
   // Stops.
   ~ProjectionRunner();
   ProjectionRunner(const ProjectionRunner&) = delete;
   ProjectionRunner& operator=(const ProjectionRunner&) = delete;
 
   // Subscribes after the projection's checkpoint: applies the events stored since on this
-  // thread, then each live event as it is appended. No-op while running. After apply() threw,
-  // start() resumes from the checkpoint (retrying the event that failed).
+  // thread, then each live event as it is appended, each upcast first. No-op while running.
+  // After apply() (or an upcaster) threw, start() resumes from the checkpoint (retrying the
+  // event that failed).
   void start();
   // Stops applying events; once it returns apply() is not running and will not be called.
   void stop();
@@ -80,6 +90,7 @@ class ProjectionRunner {
 
   EventStore& store_;
   Projection& projection_;
+  ProjectionRunnerOptions options_;
   std::shared_ptr<State> state_;
   std::mutex mutex_;           // serialises start/stop/rebuild
   Subscription subscription_;  // GUARDED_BY(mutex_)

@@ -257,5 +257,15 @@ TEST_F(CommandBusTest, OtherFailuresPassThroughAndMisuseThrows) {
   EXPECT_THROW(commands_.handle<double>(nullptr), std::invalid_argument);
 }
 
+TEST_F(WriteSideTest, AnEventNestedDeeperThanBoostJsonsDefaultStillLoads) {
+  // The stores accept data nested up to 1,000 levels; a load parses it as deep (Boost.JSON's
+  // default stops at 32).
+  const std::string deep = std::string(100, '[') + std::string(100, ']');
+  const NewEvent note{.type = "Note", .data = deep};
+  store_.append("account-1", ExpectedVersion::no_stream(), std::span(&note, 1));
+  Repository accounts(store_);
+  EXPECT_EQ(accounts.load<Account>("account-1").version(), 1U);
+}
+
 }  // namespace
 }  // namespace keel::cqrs

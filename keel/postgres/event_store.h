@@ -31,7 +31,13 @@
 //
 // Live events reach a subscription from appends made through this PostgresEventStore at once;
 // events appended by other processes arrive with the next local append or when
-// deliver_new_events() is called (e.g. from a Scheduler task every 100 ms).
+// deliver_new_events() is called: by a cqrs::EventPoller on a Scheduler, woken early by an
+// AppendListener (every append NOTIFYs channel keel_events when it commits).
+//
+// A batch larger than one statement can carry (libpq's 65,535 parameters, 8 per event) is
+// inserted by several statements of the same transaction: still all or nothing. The
+// transactions that rely on READ COMMITTED set it themselves, whatever the server's
+// default_transaction_isolation.
 //
 // Errors: as cqrs::EventStore; engine failures throw postgres::Error (a keel::BackendError). An
 // append whose COMMIT result is unknown (connection lost, SQLSTATE 08007) may have been written:
@@ -43,6 +49,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -54,6 +61,7 @@
 #include "keel/cqrs/aggregate.h"
 #include "keel/cqrs/event_store.h"
 #include "keel/cqrs/projection.h"
+#include "keel/cqrs/upcasting.h"
 #include "keel/postgres/connection.h"
 
 namespace keel::postgres {
@@ -145,21 +153,72 @@ class PostgresEventStore final : public cqrs::EventStore {
   Subscription subscribe_all(std::uint64_t after_position, cqrs::EventHandler handler) override;
 
   // Delivers to the subscriptions the events committed since they were last served, including
-  // those appended by other processes, on the calling thread.
-  void deliver_new_events();
+  // those appended by other processes, on the calling thread (see cqrs::EventPoller).
+  void deliver_new_events() override;
 
   // Runs `model` inline: each append brings it up to date inside its own transaction (under
-  // the head lock), so no query sees the log ahead of the read model. Catches the model up
-  // first. An update that throws fails the append, which then writes nothing. `model` must
+  // the head lock), so no query sees the log ahead of the read model. Creates its tables (under
+  // an advisory lock: processes may add it at once), then catches the model up. An update (or
+  // an upcaster) that throws fails the append, which then writes nothing. `model` (and
+  // `upcasters`, which translate old events before the model sees them; null: none) must
   // outlive the store. Events appended by processes that do not run the model are applied by
-  // the next append that does: run it in every writer for a model that never lags.
-  void add_inline_read_model(PostgresReadModel& model);
+  // the next append that does: run it in every writer for a model that never lags. Adding a
+  // model already added does nothing.
+  void add_inline_read_model(PostgresReadModel& model, const cqrs::Upcasters* upcasters = nullptr);
   // Empties an inline read model and applies the whole log to it again, in one transaction
   // (which holds the head lock: appends wait). Throws std::invalid_argument when `model` was
   // not added.
   void rebuild_inline_read_model(PostgresReadModel& model);
 
   cqrs::EventStoreMetrics metrics() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct AppendListenerOptions {
+  // How long to wait before connecting again after the listening connection failed (real
+  // time: this is a network wait). REQUIRES: > 0. Default: 1 s.
+  Duration reconnect_after = std::chrono::seconds(1);
+};
+
+struct AppendListenerMetrics {
+  std::uint64_t notifications = 0;  // NOTIFYs received from appends
+  std::uint64_t wakes = 0;          // calls of on_append (notifications coalesced, reconnects)
+  std::uint64_t connection_failures = 0;
+};
+
+// Wakes a process when any process appends to the PostgresEventStore schema of a database: it
+// LISTENs on channel keel_events, on a connection and a thread of its own, and calls
+// `on_append` when notifications arrive (several that arrive together make one call). It also
+// calls it each time it (re)starts listening, since appends may have committed while it was not.
+// Pair it with a cqrs::EventPoller, which keeps polling as the fallback:
+//
+//   cqrs::EventPoller poller(scheduler, store, {.interval = std::chrono::seconds(1)});
+//   postgres::AppendListener listener(connection_string, [&poller] { poller.wake(); });
+//
+// NOTIFY is a hint, not a delivery: events are always read from the log, so a notification
+// lost (a dropped connection) only delays them until the next poll.
+//
+// Errors: a connection that fails is logged and counted, and opened again after
+// reconnect_after; `on_append` throwing is logged and counted as well. Thread safety:
+// `on_append` runs on the listener's thread; metrics() is safe from any thread.
+class AppendListener {
+ public:
+  // Starts listening (in the background: the first connection is made by the listener's
+  // thread). Throws std::invalid_argument for an empty `on_append` or a reconnect_after <= 0.
+  AppendListener(std::string connection_string, std::function<void()> on_append,
+                 AppendListenerOptions options = {});
+  // Stops the thread and closes its connection; once it returns, on_append is not running and
+  // will not be called.
+  ~AppendListener();
+  AppendListener(const AppendListener&) = delete;
+  AppendListener& operator=(const AppendListener&) = delete;
+
+  // Whether the LISTEN is in place now.
+  bool listening() const;
+  AppendListenerMetrics metrics() const;
 
  private:
   struct Impl;

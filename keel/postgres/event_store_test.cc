@@ -8,16 +8,23 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/json.hpp>
+#include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "keel/core/scheduler.h"
+#include "keel/cqrs/event_poller.h"
 #include "keel/cqrs/event_store_conformance.h"
+#include "keel/cqrs/upcasting.h"
 #include "keel/postgres/connection.h"
 #include "tests/support/postgres_server.h"
+#include "tests/support/wait.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 // libpqxx 6.4 leaks the PGresult of a statement that finds its connection lost; see
@@ -218,6 +225,225 @@ TEST(PostgresReadModelTest, AnAsyncProjectionResumesFromTheCheckpointStoredWithI
   runner.rebuild();
   EXPECT_EQ(balances_in(database), (Balances{{"account-1", 15}, {"account-2", 1}}));
   EXPECT_EQ(projection.checkpoint(), 3U);
+}
+
+TEST(PostgresEventStoreTest, ABatchTooLargeForOneStatementIsWrittenWholeOrNotAtAll) {
+  // libpq sends at most 65,535 parameters with a statement; an event takes 8.
+  const std::string database = new_database();
+  PostgresEventStore store(database);
+  constexpr std::size_t kBatch = 20'000;
+  std::vector<NewEvent> batch;
+  batch.reserve(kBatch);
+  for (std::size_t i = 0; i < kBatch; ++i) {
+    batch.push_back(event("Deposited", fmt::format(R"({{"n":{}}})", i)));
+  }
+  EXPECT_EQ(store.append("big", ExpectedVersion::no_stream(), batch),
+            (cqrs::AppendResult{.version = kBatch, .position = kBatch}));
+  const std::vector<cqrs::RecordedEvent> stored = store.read_stream("big");
+  ASSERT_EQ(stored.size(), kBatch);
+  EXPECT_EQ(positions_of(stored), one_to(kBatch));
+  EXPECT_EQ(stored.back().version, kBatch);
+  EXPECT_EQ(stored.back().data, fmt::format(R"({{"n":{}}})", kBatch - 1));
+
+  // The server refuses one event in the 18th statement of the next batch: none of it stays.
+  Connection db(database);
+  db.execute(R"sql(
+    CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.type = 'Refused' THEN RAISE EXCEPTION 'refused by a trigger'; END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER refuse BEFORE INSERT ON keel_events FOR EACH ROW EXECUTE FUNCTION refuse();
+  )sql");
+  batch[17'500] = event("Refused");
+  EXPECT_THROW(store.append("other", ExpectedVersion::no_stream(), batch), Error);
+  EXPECT_EQ(store.stream_version("other"), 0U) << "the statements before it rolled back too";
+  EXPECT_EQ(store.read_all(kBatch).size(), 0U);
+  EXPECT_EQ(db.execute("SELECT position FROM keel_events_head")[0].as_int64(0),
+            static_cast<std::int64_t>(kBatch));
+  EXPECT_EQ(store.append("other", ExpectedVersion::no_stream(), one("A")).position, kBatch + 1);
+}
+
+TEST(PostgresEventStoreTest, AppendsKeepTheirRulesWhenTheServerDefaultsToRepeatableRead) {
+  const std::string database = new_database();
+  Connection(database).execute(
+      "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = "
+      "''repeatable read''', current_database()); END $$");
+  ASSERT_EQ(Connection(database).execute("SHOW default_transaction_isolation")[0].as_text(0),
+            "repeatable read");
+  // Appends that wait for the head row while another commits: in REPEATABLE READ each would
+  // fail with a serialization error; the store sets READ COMMITTED itself.
+  constexpr int kThreads = 4;
+  constexpr int kAppends = 25;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      try {
+        PostgresEventStore store(database);
+        for (int i = 0; i < kAppends; ++i) store.append("shared", ExpectedVersion::any(), one("E"));
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+        ++failures;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures, 0);
+  PostgresEventStore store(database);
+  EXPECT_EQ(positions_of(store.read_all()), one_to(kThreads * kAppends));
+  EXPECT_EQ(store.stream_version("shared"), static_cast<std::uint64_t>(kThreads * kAppends));
+}
+
+// A read model with several tables, named after `suffix`, for creation races.
+class ManyTables final : public PostgresReadModel {
+ public:
+  explicit ManyTables(std::string suffix) : suffix_(std::move(suffix)) {}
+  std::string name() const override { return fmt::format("many_{}", suffix_); }
+  void create(Transaction& tx) override {
+    for (int i = 0; i < 3; ++i) {
+      tx.execute(fmt::format("CREATE TABLE IF NOT EXISTS t{}_{} (k text PRIMARY KEY, v bigint)", i,
+                             suffix_));
+    }
+  }
+  void update(Transaction&, const cqrs::RecordedEvent&) override {}
+  void clear(Transaction&) override {}
+
+ private:
+  std::string suffix_;
+};
+
+TEST(PostgresReadModelTest, ProcessesCreatingTheSameReadModelTablesAtOnceDoNotFail) {
+  // Without a lock, two CREATE TABLE IF NOT EXISTS at once may both find the table missing and
+  // one then fails with a unique violation on pg_type.
+  const std::string database = new_database();
+  constexpr int kRounds = 6;
+  constexpr int kThreads = 4;
+  std::atomic<int> failures{0};
+  for (int round = 0; round < kRounds; ++round) {
+    ManyTables model(fmt::format("r{}", round));
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        try {
+          ++ready;
+          while (ready < kThreads) std::this_thread::yield();  // start together
+          if (t % 2 == 0) {
+            PostgresProjection projection(database, model);
+          } else {
+            PostgresEventStore store(database);
+            store.add_inline_read_model(model);
+          }
+        } catch (const std::exception& e) {
+          ADD_FAILURE() << "round " << round << ": " << e.what();
+          ++failures;
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+  }
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(Connection(database)
+                .execute("SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]_r[0-9]+$'")[0]
+                .as_int64(0),
+            3 * kRounds);
+}
+
+// Version 1 wrote deposits as "MoneyAdded" {"value": n}; the read model knows "Deposited".
+TEST(PostgresReadModelTest, AnInlineReadModelSeesOldEventsUpcast) {
+  const std::string database = new_database();
+  PostgresEventStore store(database);
+  store.append("account-1", ExpectedVersion::any(),
+               std::vector{event("MoneyAdded", R"({"value":10})")});
+  cqrs::Upcasters upcasters;
+  upcasters.add("MoneyAdded", "Deposited", [](boost::json::value& data) {
+    data = {{"amount", data.at("value")}};
+  });
+  BalancesTable balances;
+  store.add_inline_read_model(balances, &upcasters);
+  store.append("account-1", ExpectedVersion::any(), deposit(2));
+  EXPECT_EQ(balances_in(database), (Balances{{"account-1", 12}}));
+}
+
+// Events of another process (here: another store on the database) reach this one's
+// subscriptions through the poller, woken by NOTIFY.
+class PostgresLiveEventsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    subscription_ = here_.subscribe_all(0, [this](const cqrs::RecordedEvent& e) {
+      std::lock_guard lock(mutex_);
+      seen_.push_back(e.position);
+    });
+  }
+
+  bool saw(std::size_t count) {
+    std::lock_guard lock(mutex_);
+    return seen_.size() >= count;
+  }
+
+  std::vector<std::uint64_t> seen() {
+    std::lock_guard lock(mutex_);
+    return seen_;
+  }
+
+  static constexpr auto kBound = std::chrono::seconds(20);  // a loaded machine, not the norm
+
+  const std::string database_ = new_database();
+  PostgresEventStore here_{database_};
+  PostgresEventStore elsewhere_{database_};
+  ThreadPoolScheduler scheduler_{1};
+  std::mutex mutex_;
+  std::vector<std::uint64_t> seen_;  // GUARDED_BY(mutex_)
+  Subscription subscription_;
+};
+
+TEST_F(PostgresLiveEventsTest, AnAppendElsewhereWakesThePollerThroughNotify) {
+  // The timer would take an hour: only the notification can bring the events in time.
+  cqrs::EventPoller poller(scheduler_, here_, {.interval = std::chrono::hours(1)});
+  AppendListener listener(database_, [&poller] { poller.wake(); });
+  ASSERT_TRUE(keel::testing::wait_until([&] { return listener.listening(); }, kBound));
+
+  elsewhere_.append("account-1", ExpectedVersion::any(), deposit(1));
+  ASSERT_TRUE(keel::testing::wait_until([&] { return saw(1); }, kBound));
+  elsewhere_.append("account-2", ExpectedVersion::any(), std::vector{deposit(2)[0], deposit(3)[0]});
+  ASSERT_TRUE(keel::testing::wait_until([&] { return saw(3); }, kBound));
+  EXPECT_EQ(seen(), one_to(3)) << "in order, once each";
+  EXPECT_GE(listener.metrics().notifications, 2U);
+}
+
+TEST_F(PostgresLiveEventsTest, TheListenerListensAgainAfterItsConnectionIsKilled) {
+  cqrs::EventPoller poller(scheduler_, here_, {.interval = std::chrono::hours(1)});
+  AppendListener listener(database_, [&poller] { poller.wake(); },
+                          {.reconnect_after = std::chrono::milliseconds(20)});
+  ASSERT_TRUE(keel::testing::wait_until([&] { return listener.listening(); }, kBound));
+  Connection admin(database_);
+  const auto killed = [&] {
+    return admin
+               .execute(
+                   "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND query LIKE 'LISTEN%'")[0]
+               .as_int64(0) > 0;
+  };
+  ASSERT_TRUE(keel::testing::wait_until(killed, kBound)) << "found the listening session";
+  ASSERT_TRUE(keel::testing::wait_until(
+      [&] { return listener.metrics().connection_failures >= 1 && listener.listening(); }, kBound));
+
+  elsewhere_.append("account-1", ExpectedVersion::any(), deposit(1));
+  ASSERT_TRUE(keel::testing::wait_until([&] { return saw(1); }, kBound));
+}
+
+TEST_F(PostgresLiveEventsTest, WithoutNotificationsThePollerStillBringsTheEvents) {
+  cqrs::EventPoller poller(scheduler_, here_, {.interval = std::chrono::milliseconds(20)});
+  elsewhere_.append("account-1", ExpectedVersion::any(), deposit(1));
+  ASSERT_TRUE(keel::testing::wait_until([&] { return saw(1); }, kBound));
+  EXPECT_GE(poller.metrics().polls, 1U);
+}
+
+TEST(AppendListenerTest, BadArgumentsThrowInvalidArgument) {
+  EXPECT_THROW(AppendListener("host=127.0.0.1", {}), std::invalid_argument);
+  EXPECT_THROW(AppendListener("host=127.0.0.1", [] {}, {.reconnect_after = Duration::zero()}),
+               std::invalid_argument);
 }
 
 }  // namespace

@@ -104,6 +104,12 @@ void update_read_model(Database& db, SqliteReadModel& model, const RecordedEvent
   save_checkpoint(db, model.name(), event.position);
 }
 
+// A read model run inline by a SqliteEventStore, with the upcasters its events go through.
+struct InlineModel {
+  SqliteReadModel* model = nullptr;
+  const cqrs::Upcasters* upcasters = nullptr;
+};
+
 // Empties the model. REQUIRES: a transaction open on `db`.
 void clear_read_model(Database& db, SqliteReadModel& model) {
   model.clear(db);
@@ -232,20 +238,31 @@ struct SqliteEventStore::Impl {
     }
     // Inline read models apply the batch (and anything appended by a process that does not run
     // them) inside this transaction.
-    for (SqliteReadModel* model : inline_models) catch_up(*model);
+    for (const InlineModel& inline_model : inline_models) catch_up(inline_model);
     return AppendResult{.version = current + events.size(),
                         .position = static_cast<std::uint64_t>(last) + events.size()};
   }
 
-  // Applies every event after the model's checkpoint. REQUIRES: mu held, a transaction open.
-  void catch_up(SqliteReadModel& model) {
+  // Applies every event after the model's checkpoint, upcast. REQUIRES: mu held, a
+  // transaction open.
+  void catch_up(const InlineModel& inline_model) {
     constexpr std::size_t kPage = 512;
+    SqliteReadModel& model = *inline_model.model;
     for (std::uint64_t after = checkpoint_of(db, model.name());;) {
       const std::vector<RecordedEvent> events = read_all_locked(after, kPage);
-      for (const RecordedEvent& event : events) update_read_model(db, model, event);
+      for (const RecordedEvent& stored : events) {
+        cqrs::with_upcast(inline_model.upcasters, stored,
+                          [&](const RecordedEvent& event) { update_read_model(db, model, event); });
+      }
       if (events.size() < kPage) return;
       after = events.back().position;
     }
+  }
+
+  // REQUIRES: mu held.
+  InlineModel* find_inline(const SqliteReadModel& model) {
+    const auto it = std::ranges::find(inline_models, &model, &InlineModel::model);
+    return it == inline_models.end() ? nullptr : &*it;
   }
 
   // REQUIRES: mu held.
@@ -272,7 +289,7 @@ struct SqliteEventStore::Impl {
   Statement insert = db.prepare(
       "INSERT INTO keel_events (position, stream, version, event_id, type, data, metadata, "
       "recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-  std::vector<SqliteReadModel*> inline_models;  // GUARDED_BY(mu)
+  std::vector<InlineModel> inline_models;  // GUARDED_BY(mu)
   cqrs::internal::AppendCounters counters;
   cqrs::internal::SubscriptionHub hub{
       [this](std::uint64_t after, std::size_t max) { return read_all(after, max); }};
@@ -340,26 +357,31 @@ Subscription SqliteEventStore::subscribe_all(std::uint64_t after_position,
 
 void SqliteEventStore::deliver_new_events() { impl_->hub.notify(); }
 
-void SqliteEventStore::add_inline_read_model(SqliteReadModel& model) {
+void SqliteEventStore::add_inline_read_model(SqliteReadModel& model,
+                                             const cqrs::Upcasters* upcasters) {
   std::lock_guard lock(impl_->mu);
-  if (std::ranges::find(impl_->inline_models, &model) != impl_->inline_models.end()) return;
-  Transaction tx = impl_->db.transaction();
+  if (impl_->find_inline(model) != nullptr) return;
+  const InlineModel inline_model{.model = &model, .upcasters = upcasters};
+  // IMMEDIATE: the write lock first, so that another process creating the same tables waits
+  // instead of failing half-way (SQLite has no upgrade from a read to a write lock).
+  Transaction tx = impl_->db.transaction(TransactionMode::immediate);
   impl_->db.execute(kCheckpoints);
   model.create(impl_->db);
-  impl_->catch_up(model);
+  impl_->catch_up(inline_model);
   tx.commit();
-  impl_->inline_models.push_back(&model);
+  impl_->inline_models.push_back(inline_model);
 }
 
 void SqliteEventStore::rebuild_inline_read_model(SqliteReadModel& model) {
   std::lock_guard lock(impl_->mu);
-  if (std::ranges::find(impl_->inline_models, &model) == impl_->inline_models.end()) {
+  const InlineModel* inline_model = impl_->find_inline(model);
+  if (inline_model == nullptr) {
     throw std::invalid_argument(
         fmt::format("sqlite: '{}' is not an inline read model of this store", model.name()));
   }
-  Transaction tx = impl_->db.transaction();
+  Transaction tx = impl_->db.transaction(TransactionMode::immediate);
   clear_read_model(impl_->db, model);
-  impl_->catch_up(model);
+  impl_->catch_up(*inline_model);
   tx.commit();
 }
 

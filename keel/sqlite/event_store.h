@@ -17,7 +17,8 @@
 // Several processes (or several SqliteEventStores) may use one file: each append waits for the
 // write lock up to the busy timeout (5 s) and then fails with sqlite::Error. Live events reach a
 // subscription from appends made through the same SqliteEventStore at once; events written by
-// another process arrive with the next local append or when deliver_new_events() is called.
+// another process arrive with the next local append or when deliver_new_events() is called —
+// every `interval` by a cqrs::EventPoller.
 //
 // Read models in SQLite (SqliteReadModel): tables with their checkpoint in keel_checkpoints, in
 // the same database and changed in the same transaction, so they never apply an event twice or
@@ -34,8 +35,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,6 +46,7 @@
 #include "keel/cqrs/aggregate.h"
 #include "keel/cqrs/event_store.h"
 #include "keel/cqrs/projection.h"
+#include "keel/cqrs/upcasting.h"
 #include "keel/sqlite/database.h"
 
 namespace keel::sqlite {
@@ -135,16 +137,18 @@ class SqliteEventStore final : public cqrs::EventStore {
   Subscription subscribe_all(std::uint64_t after_position, cqrs::EventHandler handler) override;
 
   // Delivers to the subscriptions the events committed since they were last served, including
-  // those appended by other processes, on the calling thread.
-  void deliver_new_events();
+  // those appended by other processes, on the calling thread (see cqrs::EventPoller).
+  void deliver_new_events() override;
 
   // Runs `model` inline: its tables live in this store's file and each append brings it up to
   // date inside its own transaction, so a query (from any connection to the file) never sees
   // the log ahead of the read model. Catches the model up from its checkpoint first. An update
-  // that throws fails the append, which then writes nothing. `model` must outlive the store.
-  // Events appended by a process that does not run the model are applied by the next append
-  // that does (until then the model lags by them).
-  void add_inline_read_model(SqliteReadModel& model);
+  // (or an upcaster) that throws fails the append, which then writes nothing. `model` (and
+  // `upcasters`, which translate old events before the model sees them; null: none) must
+  // outlive the store. Events appended by a process that does not run the model are applied by
+  // the next append that does (until then the model lags by them). Adding a model already
+  // added does nothing.
+  void add_inline_read_model(SqliteReadModel& model, const cqrs::Upcasters* upcasters = nullptr);
   // Empties an inline read model and applies the whole log to it again, in one transaction.
   // Throws std::invalid_argument when `model` was not added.
   void rebuild_inline_read_model(SqliteReadModel& model);

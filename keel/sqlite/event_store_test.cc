@@ -7,13 +7,18 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/json.hpp>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "keel/core/scheduler.h"
+#include "keel/cqrs/event_poller.h"
 #include "keel/cqrs/event_store_conformance.h"
+#include "keel/cqrs/upcasting.h"
 #include "keel/sqlite/database.h"
 #include "tests/support/temp_dir.h"
 
@@ -247,6 +252,84 @@ TEST(SqliteReadModelTest, AnAsyncProjectionKeepsItsCheckpointWithTheReadModel) {
   runner.rebuild();
   EXPECT_EQ(balances_in(read_file), (Balances{{"account-1", 15}, {"account-2", 1}}));
   EXPECT_EQ(checkpoint_in(read_file, "balances"), 3U);
+}
+
+// Version 1 wrote deposits as "MoneyAdded" {"value": n}; the read model knows "Deposited".
+cqrs::Upcasters money_added_is_deposited() {
+  cqrs::Upcasters upcasters;
+  upcasters.add("MoneyAdded", "Deposited", [](boost::json::value& data) {
+    data = {{"amount", data.at("value")}};
+  });
+  return upcasters;
+}
+
+TEST(SqliteReadModelTest, AnInlineReadModelSeesOldEventsUpcast) {
+  const std::string file = new_file();
+  SqliteEventStore store(file);
+  store.append("account-1", ExpectedVersion::any(),
+               std::vector{event("MoneyAdded", R"({"value":10})")});  // an old writer
+  const cqrs::Upcasters upcasters = money_added_is_deposited();
+  BalancesTable balances;
+  store.add_inline_read_model(balances, &upcasters);
+  EXPECT_EQ(balances_in(file), (Balances{{"account-1", 10}})) << "caught up, upcast";
+  store.append("account-1", ExpectedVersion::any(),
+               std::vector{event("MoneyAdded", R"({"value":3})")});
+  store.append("account-1", ExpectedVersion::any(), deposit(1));
+  EXPECT_EQ(balances_in(file), (Balances{{"account-1", 14}}));
+  store.rebuild_inline_read_model(balances);
+  EXPECT_EQ(balances_in(file), (Balances{{"account-1", 14}})) << "a rebuild upcasts too";
+  EXPECT_EQ(store.read_all()[0].type, "MoneyAdded") << "the log is never rewritten";
+}
+
+TEST(SqliteReadModelTest, AnUpcasterThatThrowsInAnInlineReadModelFailsTheAppend) {
+  const std::string file = new_file();
+  SqliteEventStore store(file);
+  cqrs::Upcasters upcasters;
+  upcasters.add("MoneyAdded", [](cqrs::RecordedEvent) -> cqrs::RecordedEvent {
+    throw std::runtime_error("cannot read this version");
+  });
+  BalancesTable balances;
+  store.add_inline_read_model(balances, &upcasters);
+  store.append("account-1", ExpectedVersion::any(), deposit(2));
+  EXPECT_THROW(store.append("account-1", ExpectedVersion::any(),
+                            std::vector{event("MoneyAdded", R"({"value":1})")}),
+               cqrs::UpcastFailed);
+  EXPECT_EQ(store.stream_version("account-1"), 1U) << "nothing written";
+  EXPECT_EQ(balances_in(file), (Balances{{"account-1", 2}}));
+}
+
+TEST(SqliteEventPollerTest, EventsOfASecondStoreOnTheFileArriveWhenTheSchedulerAdvances) {
+  const std::string file = new_file();
+  ManualClock clock;
+  ManualScheduler scheduler(clock);
+  SqliteEventStore here(file, clock);
+  SqliteEventStore elsewhere(file, clock);  // as another process would
+  std::vector<std::uint64_t> seen;
+  Subscription subscription =
+      here.subscribe_all(0, [&](const cqrs::RecordedEvent& e) { seen.push_back(e.position); });
+  const std::string read_file = new_file();
+  Database read_db(read_file);
+  BalancesTable balances;
+  SqliteProjection projection(read_db, balances);
+  cqrs::ProjectionRunner runner(here, projection);
+  runner.start();
+  cqrs::EventPoller poller(scheduler, here, {.interval = std::chrono::milliseconds(100)});
+
+  elsewhere.append("account-1", ExpectedVersion::any(), deposit(5));
+  elsewhere.append("account-2", ExpectedVersion::any(), deposit(6));
+  clock.advance(std::chrono::milliseconds(99));
+  EXPECT_TRUE(seen.empty()) << "not before the poll";
+  EXPECT_TRUE(balances_in(read_file).empty());
+  clock.advance(std::chrono::milliseconds(1));
+  EXPECT_EQ(seen, one_to(2));
+  EXPECT_EQ(balances_in(read_file), (Balances{{"account-1", 5}, {"account-2", 6}}));
+  EXPECT_EQ(runner.position(), 2U);
+
+  elsewhere.append("account-1", ExpectedVersion::any(), deposit(1));
+  poller.wake();
+  scheduler.run_due();
+  EXPECT_EQ(seen, one_to(3)) << "a wake polls without waiting for the interval";
+  EXPECT_EQ(poller.metrics().polls, 2U);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "keel/core/encoding.h"
+#include "keel/cqrs/internal/json.h"
 
 namespace keel::cqrs::internal {
 namespace {
@@ -26,11 +27,7 @@ void require_text(std::string_view text, std::string_view what) {
 void require_json(std::string_view text, std::string_view what, std::size_t index,
                   std::string_view stream) {
   boost::system::error_code error;
-  // Boost.JSON refuses nesting deeper than 32 by default; valid documents go deeper than that.
-  // 1,000 still bounds the parser's memory against a hostile body.
-  boost::json::parse_options options;
-  options.max_depth = 1000;
-  boost::json::parse(boost::json::string_view(text.data(), text.size()), error, {}, options);
+  boost::json::parse(boost::json::string_view(text.data(), text.size()), error, {}, json_options());
   if (error) {
     throw std::invalid_argument(
         fmt::format("cqrs: {} of event {} of stream {} is not valid JSON ({}): {}", what, index,
@@ -59,6 +56,10 @@ const RecordedEvent& repeated(
 }
 
 }  // namespace
+
+boost::json::value parse_json(std::string_view text) {
+  return boost::json::parse(boost::json::string_view(text.data(), text.size()), {}, json_options());
+}
 
 void validate_append(std::string_view stream, std::span<const NewEvent> events) {
   require_text(stream, "stream name");
