@@ -22,15 +22,59 @@ std::string host_of(const std::string& base_url) {
 
 }  // namespace
 
+// A cache shared with other servers, whose fills of live links are checked against the store
+// once written (see ShortenerOptions::cache). A delete commits in the store before its
+// invalidation reaches the cache; so a fill written after that invalidation is read back after
+// the delete committed, and the tombstone replaces it.
+class Shortener::CheckedFills final : public cache::Cache<std::string, Link> {
+ public:
+  CheckedFills(cache::Cache<std::string, Link>& shared, LinkStore& store)
+      : shared_(shared), store_(store) {}
+
+  std::optional<Link> get(const std::string& code) override { return shared_.get(code); }
+  void put(const std::string& code, Link link, std::optional<Duration> ttl) override {
+    const bool live = !link.deleted;
+    shared_.put(code, std::move(link), ttl);
+    if (!live) return;  // a tombstone is final
+    try {
+      if (std::optional<Link> now = store_.find(code); !now || now->deleted) {
+        if (now) {
+          shared_.put(code, std::move(*now), ttl);
+        } else {
+          shared_.erase(code);
+        }
+      }
+    } catch (...) {
+      shared_.erase(code);  // not confirmed: not kept
+      throw;
+    }
+  }
+  bool erase(const std::string& code) override { return shared_.erase(code); }
+  std::size_t size() const override { return shared_.size(); }
+  std::size_t capacity() const override { return shared_.capacity(); }
+  void clear() override { shared_.clear(); }
+  cache::CacheStats stats() const override { return shared_.stats(); }
+
+ private:
+  cache::Cache<std::string, Link>& shared_;
+  LinkStore& store_;
+};
+
 Shortener::Shortener(LinkStore& store, ShortenerOptions options)
     : store_(store),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : default_clock()),
+      counters_(options_.counter_source != nullptr ? *options_.counter_source : store),
       codes_(options_.code_key),
       policy_{.own_hosts = {host_of(options_.base_url)}},
-      cache_(options_.cache_capacity, {.default_ttl = options_.cache_ttl}, clock_),
-      links_(cache_, [this](const std::string& code) { return store_.find(code); },
-             {.negative_ttl = std::chrono::seconds(5)}, clock_) {
+      cache_(options_.cache != nullptr
+                 ? std::unique_ptr<cache::Cache<std::string, Link>>(
+                       std::make_unique<CheckedFills>(*options_.cache, store))
+                 : std::make_unique<cache::LruCache<std::string, Link>>(
+                       options_.cache_capacity,
+                       cache::CacheOptions{.default_ttl = options_.cache_ttl}, clock_)),
+      links_(*cache_, [this](const std::string& code) { return store_.find(code); },
+             {.negative_ttl = options_.negative_ttl}, clock_) {
   if (options_.counter_block == 0) {
     throw std::invalid_argument("Shortener: counter_block must be positive");
   }
@@ -40,7 +84,7 @@ Shortener::Shortener(LinkStore& store, ShortenerOptions options)
 std::uint64_t Shortener::next_counter() {
   const std::lock_guard lock(counter_mutex_);
   if (next_ == end_) {
-    next_ = store_.reserve_counter(options_.counter_block);
+    next_ = counters_.reserve_counter(options_.counter_block);
     end_ = next_ + options_.counter_block;
   }
   return next_++;

@@ -11,6 +11,16 @@
 // Codes come from counter blocks reserved in the store (see link_store.h) through the keyed
 // bijection of codes.h: unique without a lookup, not guessable from one another.
 //
+// Many servers (docs/url_shortener.md, "Many nodes"): give them one PostgresLinkStore database,
+// and through the options a shared counter source and cache,
+//
+//   PostgresLinkStore store(conninfo);
+//   RedisCounterSource counters({.connection = redis}, store);
+//   RedisLinkCache links({.connection = redis});
+//   Shortener shortener(store, {.code_key = secret, .counter_source = &counters, .cache = &links});
+//
+// so that they never issue the same code, share hot links, and see each other's deletes.
+//
 // Thread safety: every member is safe to call from any number of threads.
 #pragma once
 
@@ -40,9 +50,24 @@ struct ShortenerOptions {
   std::string code_key = "keel-development-key";
   // Counter values reserved per round trip to the store.
   std::uint64_t counter_block = 100;
-  // Links cached in process (cache-aside in front of the store).
+  // Where counter blocks come from: nullptr = the store (LinkStore is a CounterSource); else
+  // e.g. a RedisCounterSource. Must outlive the Shortener.
+  CounterSource* counter_source = nullptr;
+  // The cache in front of the store (cache-aside). nullptr = an in-process LruCache of
+  // cache_capacity links, each for cache_ttl. A cache given here (e.g. a RedisLinkCache) is
+  // taken to be shared with other servers: after each fill of a live link, the store is read
+  // again, and a link deleted meanwhile by another server replaces it in the cache. That closes
+  // the race of cache-aside across servers (a fill of a link read just before another server's
+  // delete, written just after its invalidation, would otherwise stay until its ttl) at the cost
+  // of a second store read per miss. Must outlive the Shortener.
+  cache::Cache<std::string, Link>* cache = nullptr;
   std::size_t cache_capacity = 100'000;
   Duration cache_ttl = std::chrono::minutes(10);
+  // How long this process remembers that a code does not exist (so that scans of random codes
+  // do not reach the store). Kept in process even with a shared cache: a code created on
+  // another server may answer "not found" here for this long if it was asked for just before.
+  // Default: 5 s. REQUIRES: > 0.
+  Duration negative_ttl = std::chrono::seconds(5);
   const Clock* clock = nullptr;  // nullptr = default_clock()
 };
 
@@ -88,17 +113,20 @@ class Shortener {
   cache::CacheAsideStats cache_stats() const { return links_.stats(); }
 
  private:
+  class CheckedFills;
   std::uint64_t next_counter();
 
   LinkStore& store_;
   ShortenerOptions options_;
   const Clock& clock_;
+  CounterSource& counters_;
   CodeGenerator codes_;
   UrlPolicy policy_;
   std::mutex counter_mutex_;
   std::uint64_t next_ = 0;
   std::uint64_t end_ = 0;  // [next_, end_) reserved and unused
-  cache::LruCache<std::string, Link> cache_;
+  // The in-process LruCache, or the given cache behind CheckedFills.
+  std::unique_ptr<cache::Cache<std::string, Link>> cache_;
   cache::CacheAside<std::string, Link> links_;
 };
 

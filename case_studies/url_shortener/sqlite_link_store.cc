@@ -65,6 +65,7 @@ std::optional<Link> SqliteLinkStore::find_plain_locked(std::string_view url) {
 }
 
 bool SqliteLinkStore::insert(const Link& link, std::optional<Link>* existing) {
+  require_storable(link);
   const std::lock_guard lock(mutex_);
   sqlite::Transaction tx = db_->transaction();
   const std::string digest = md5_hex(link.url);
@@ -102,6 +103,7 @@ bool SqliteLinkStore::insert(const Link& link, std::optional<Link>* existing) {
 }
 
 std::optional<Link> SqliteLinkStore::find(std::string_view code) {
+  if (!storable(code)) return std::nullopt;
   const std::lock_guard lock(mutex_);
   auto select = db_->prepare(std::string("SELECT ").append(kColumns).append(" WHERE code = ?1"));
   select.bind_text(1, code);
@@ -110,11 +112,13 @@ std::optional<Link> SqliteLinkStore::find(std::string_view code) {
 }
 
 std::optional<Link> SqliteLinkStore::find_plain(std::string_view url) {
+  if (!storable(url)) return std::nullopt;
   const std::lock_guard lock(mutex_);
   return find_plain_locked(url);
 }
 
 bool SqliteLinkStore::remove(std::string_view code, WallTime at) {
+  if (!storable(code)) return false;
   const std::lock_guard lock(mutex_);
   // A tombstone leaves dedup: the next request for the URL gets a new code.
   auto update = db_->prepare(
@@ -125,7 +129,7 @@ bool SqliteLinkStore::remove(std::string_view code, WallTime at) {
 }
 
 std::uint64_t SqliteLinkStore::reserve_counter(std::uint64_t count) {
-  if (count == 0) throw std::invalid_argument("reserve_counter: count must be positive");
+  require_counter_count(count);
   const std::lock_guard lock(mutex_);
   sqlite::Transaction tx = db_->transaction();
   auto update = db_->prepare("UPDATE counter SET next = next + ?1 WHERE id = 1 RETURNING next");
