@@ -217,10 +217,21 @@ TEST_F(TwoTierCacheTest, FillThatRacedWithAnInvalidationIsDropped) {
   Node b(options_);
   ASSERT_TRUE(wait_until([&] { return a.subscribed() && b.cache.subscribed(); }, kPropagation));
   b.cache.put("k", "old");
+  // B's put broadcasts an invalidation too: let it reach A first, or it could land during A's
+  // read below and (rightly) drop that fill before it reaches the door.
+  ASSERT_TRUE(wait_until([&] { return a.metrics().invalidations_received == 1; }, kPropagation));
 
   // A reads "old" from L2; its L1 fill is held at the door...
   a_l1.hold_next_put();
   std::thread reader([&] { EXPECT_EQ(a.get("k"), "old"); });
+  struct Join {  // on a failed ASSERT below too: open the door and join, never abort
+    GatedCache& door;
+    std::thread& thread;
+    ~Join() {
+      door.release();
+      if (thread.joinable()) thread.join();
+    }
+  } join{a_l1, reader};
   ASSERT_TRUE(wait_until([&] { return a_l1.holding(); }, kPropagation));
   // ...while B writes "new" and its invalidation reaches A (finding nothing in L1 to erase).
   b.cache.put("k", "new");
