@@ -18,6 +18,9 @@ void run_cqrs_demo();
 #ifdef KEEL_DEMO_URL_SHORTENER
 void run_url_shortener_demo();
 #endif
+#ifdef KEEL_DEMO_NOTIFICATION_SYSTEM
+void run_notification_system_demo();
+#endif
 
 const std::vector<Demo>& all_demos() {
   static const std::vector<Demo> demos = {
@@ -44,6 +47,11 @@ const std::vector<Demo>& all_demos() {
       {"url_shortener",
        "the URL shortener case study over real HTTP: shorten, dedup, errors, redirects, stats",
        run_url_shortener_demo},
+#endif
+#ifdef KEEL_DEMO_NOTIFICATION_SYSTEM
+      {"notification_system",
+       "the notification case study on a manual clock: priorities, opt-outs, retries, scheduling",
+       run_notification_system_demo},
 #endif
   };
   return demos;
