@@ -165,9 +165,22 @@ TEST(Rfc3339, ParsesAndFormats) {
   EXPECT_EQ(parse_rfc3339("2026-12-01T12:00:00+02:00"), at);
   EXPECT_EQ(parse_rfc3339("2026-12-01T10:00:00.123Z").has_value(), true);
   for (const char* bad : {"", "2026-12-01", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z",
-                          "2026-12-01T10:00:00", "2026-12-01T10:00:00Zjunk", "tomorrow"}) {
+                          "2026-12-01T10:00:00", "2026-12-01T10:00:00Zjunk", "tomorrow",
+                          // found by fuzz/shortener_json_fuzzer.cc: sscanf's leniency (one-digit
+                          // fields, spaces, signs) and years that overflow the clock
+                          "2030-1-01T10:00:00Z", " 2030-01-01T10:00:00Z", "2030-01-01T-1:00:00Z",
+                          "0012-01-01T10:00:15+02:00", "9999-12-31T00:00:00Z",
+                          "2026-12-01T10:00:00.Z", "2026-12-01T10:00:00+2:00"}) {
     EXPECT_FALSE(parse_rfc3339(bad).has_value()) << bad;
   }
+}
+
+TEST_F(ApiTest, AnExpiryThatIsNotAStringIsAnInvalidExpiry) {
+  const http::Response r = post(R"({"url": "https://example.com/e", "expires_at": 5})");
+  EXPECT_EQ(r.result(), Status::bad_request);
+  EXPECT_EQ(json(r).at("error").at("code"), "invalid_expiry");
+  const http::Response a = post(R"({"url": "https://example.com/e", "alias": 5})");
+  EXPECT_EQ(json(a).at("error").at("code"), "invalid_alias");
 }
 
 }  // namespace

@@ -42,6 +42,12 @@ std::string normalize_url(std::string_view input, const UrlPolicy& policy) {
   if (scheme != "http" && scheme != "https") throw refuse("is not an http or https URL");
   if (!url.has_authority() || url.encoded_host().empty()) throw refuse("has no host");
   if (url.has_userinfo()) throw refuse("carries credentials (user@ or user:password@)");
+  // After an authority the path is empty or starts with '/' (RFC 3986, path-abempty). Boost.URL
+  // 1.81 also takes "http://a:80b.example/" as host "a", port 80 and path "b.example/", which
+  // would be rebuilt as "http://ab.example/": another host than the one checked above.
+  if (!url.encoded_path().empty() && url.encoded_path().front() != '/') {
+    throw refuse("is not a valid URL (after the host and port, the path must start with '/')");
+  }
   const std::string host = lower(url.encoded_host());
   for (const std::string& own : policy.own_hosts) {
     if (lower(own) == host) throw refuse("points at this shortener");
@@ -64,6 +70,11 @@ std::string normalize_url(std::string_view input, const UrlPolicy& policy) {
   out += url.encoded_path().empty() ? std::string_view("/") : std::string_view(url.encoded_path());
   if (url.has_query()) out += fmt::format("?{}", std::string_view(url.encoded_query()));
   if (url.has_fragment()) out += fmt::format("#{}", std::string_view(url.encoded_fragment()));
+  // The "/" added for an empty path can take a URL at the limit past it: the stored form must
+  // itself be acceptable (normalising is idempotent).
+  if (out.size() > policy.max_length) {
+    throw refuse(fmt::format("is longer than {} bytes once normalised", policy.max_length));
+  }
   return out;
 }
 

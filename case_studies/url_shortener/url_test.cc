@@ -52,6 +52,28 @@ TEST(NormalizeUrl, RefusesLinksToTheShortenerItself) {
   EXPECT_EQ(normalize_url("https://example.com/", policy), "https://example.com/");
 }
 
+// Found by fuzz/url_fuzzer.cc (fuzz/corpus/url/port_then_path_without_slash): Boost.URL parses
+// "http://a:80b.example/" as host "a", port 80, path "b.example/", and the rebuilt URL named
+// another host ("http://ab.example/"), past the check for links to the shortener itself.
+TEST(NormalizeUrl, APortRunningIntoThePathIsRefusedNotGluedToTheHost) {
+  for (const std::string bad : {"http://ex2amplple.coj:0080le.coj:0/", "https://a:443b.example/x",
+                                "http://sho:80.rt/abc"}) {
+    EXPECT_THROW(normalize_url(bad, {.own_hosts = {"sho.rt"}}), InvalidUrl) << bad;
+  }
+  EXPECT_EQ(normalize_url("http://sho:80/.rt"), "http://sho/.rt");
+}
+
+// Found by fuzz/url_fuzzer.cc (fuzz/corpus/url/limit_reached_by_the_added_slash): a URL at the
+// length limit without a path became one byte longer than the limit once "/" was added.
+TEST(NormalizeUrl, TheNormalisedFormStaysWithinTheLimit) {
+  const std::string at_limit = "https://example.com?" + std::string(2048 - 20, 'q');
+  ASSERT_EQ(at_limit.size(), 2048u);
+  EXPECT_THROW(normalize_url(at_limit), InvalidUrl);
+  const std::string with_path = "https://example.com/?" + std::string(2048 - 21, 'q');
+  EXPECT_EQ(normalize_url(with_path), with_path);
+  EXPECT_EQ(normalize_url(normalize_url(with_path)), with_path);
+}
+
 TEST(NormalizeUrl, ErrorsSayWhy) {
   try {
     normalize_url("javascript:alert(1)");

@@ -218,6 +218,13 @@ class Session : public std::enable_shared_from_this<Session> {
     response.set(Field::server, options().server_name);
     Request request;
     if (parser_) request.message = parser_->get();
+    if (request.method() == Method::head) {
+      // A response to HEAD has no body (RFC 9112, 6.3), even a refusal: the client would take
+      // the body for the start of the next response.
+      const std::size_t length = response.body().size();
+      response.body().clear();
+      response.content_length(length);
+    }
     server_.count(request, response, began_);
     write(std::move(response), After::linger);
   }

@@ -158,6 +158,23 @@ TEST_F(ServerTest, OversizedBodiesGet413AndOversizedHeaders431) {
   }
 }
 
+// Found by fuzz/http_server_fuzzer.cc (fuzz/corpus/http_server/head_header_too_large): a HEAD
+// refused with 431 or 413 carried the JSON error as a body, which a client reads as the start of
+// the next response (a response to HEAD ends with its header, RFC 9112 6.3).
+TEST_F(ServerTest, ARefusedHeadGetsTheStatusWithoutABody) {
+  start({.max_header_bytes = 1024, .max_body_bytes = 1000});
+  for (const std::string& request :
+       {"HEAD /hello/x HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(2000, 'h') + "\r\n\r\n",
+        std::string("HEAD /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")}) {
+    RawConnection raw(server_->port());
+    raw.send(request);
+    const std::string reply = raw.read_until_closed();
+    EXPECT_THAT(reply, ::testing::AnyOf(HasSubstr("431 Request Header Fields Too Large"),
+                                        HasSubstr("413 Payload Too Large")));
+    EXPECT_THAT(reply, ::testing::EndsWith("\r\n\r\n")) << "a body after the header: " << reply;
+  }
+}
+
 TEST_F(ServerTest, ASlowClientIsCutOffWithoutHoldingUpOthers) {
   start({.threads = 1, .idle_timeout = 300ms, .header_timeout = 300ms});
   RawConnection slow(server_->port());

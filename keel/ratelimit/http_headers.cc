@@ -21,6 +21,14 @@ void validate_policy(std::string_view policy) {
   }
 }
 
+// A count as the fields carry it: the draft's parameters are structured-field integers, which
+// are non-negative here and have at most 15 digits (RFC 8941, 3.3.1); a larger limit (a bucket
+// sized "unlimited") or a negative remaining count would make the whole field unparseable.
+constexpr std::int64_t kMaxFieldInteger = 999'999'999'999'999;
+std::int64_t field_integer(std::int64_t n) {
+  return std::clamp<std::int64_t>(n, 0, kMaxFieldInteger);
+}
+
 }  // namespace
 
 std::int64_t header_seconds(Duration d) {
@@ -36,17 +44,19 @@ Headers rate_limit_headers(const Decision& decision, const HeaderOptions& option
   if (!decision.allowed && decision.retry_after != Duration::max()) {
     headers.emplace_back("Retry-After", fmt::format("{}", header_seconds(decision.retry_after)));
   }
+  const std::int64_t limit = field_integer(decision.limit);
+  const std::int64_t remaining = field_integer(decision.remaining);
   const std::int64_t reset = header_seconds(decision.reset_after);
   if (options.draft_fields) {
-    std::string policy = fmt::format("\"{}\";q={}", options.policy, decision.limit);
+    std::string policy = fmt::format("\"{}\";q={}", options.policy, limit);
     if (options.window) policy += fmt::format(";w={}", header_seconds(*options.window));
     headers.emplace_back("RateLimit-Policy", std::move(policy));
-    headers.emplace_back(
-        "RateLimit", fmt::format("\"{}\";r={};t={}", options.policy, decision.remaining, reset));
+    headers.emplace_back("RateLimit",
+                         fmt::format("\"{}\";r={};t={}", options.policy, remaining, reset));
   }
   if (options.legacy_fields) {
-    headers.emplace_back("X-RateLimit-Limit", fmt::format("{}", decision.limit));
-    headers.emplace_back("X-RateLimit-Remaining", fmt::format("{}", decision.remaining));
+    headers.emplace_back("X-RateLimit-Limit", fmt::format("{}", limit));
+    headers.emplace_back("X-RateLimit-Remaining", fmt::format("{}", remaining));
     headers.emplace_back("X-RateLimit-Reset", fmt::format("{}", reset));
   }
   return headers;

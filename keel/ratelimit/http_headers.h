@@ -5,6 +5,8 @@
 //   `RateLimit-Policy: "default";q=100;w=60` and `RateLimit: "default";r=50;t=30`;
 // - the widely used `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`
 //   (seconds until the allowance is full again, rounded up; not an epoch time).
+// Counts are rendered as the draft's structured-field integers allow: clamped to
+// [0, 999,999,999,999,999] (RFC 8941 integers have at most 15 digits).
 #pragma once
 
 #include <cstdint>
@@ -19,8 +21,8 @@
 namespace keel::ratelimit {
 
 struct HeaderOptions {
-  // The policy name in the draft fields: a token ([A-Za-z*][A-Za-z0-9_.*-]*) rendered as a
-  // structured-field string. Default: "default".
+  // The policy name in the draft fields, rendered as a structured-field string: printable ASCII
+  // without '"' and '\' (which would need escaping). Default: "default".
   std::string policy = "default";
   // The window of the quota (w=) in the policy field; nullopt leaves w= out.
   std::optional<Duration> window = std::nullopt;

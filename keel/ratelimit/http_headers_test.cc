@@ -56,5 +56,18 @@ TEST(HttpHeadersTest, RejectsPolicyNamesThatWouldBreakTheField) {
   }
 }
 
+// Found by fuzz/ratelimit_headers_fuzzer.cc (fuzz/corpus/ratelimit_headers/huge_limit): a limit
+// of 10^16 rendered q=10000000000000000, which no structured-field parser accepts (integers
+// have at most 15 digits), and a negative count r=-1, which the draft does not allow.
+TEST(HttpHeadersTest, CountsStayValidStructuredFieldIntegers) {
+  const Decision huge{.allowed = true, .limit = 10'000'000'000'000'000, .remaining = -1};
+  const Headers headers = rate_limit_headers(huge);
+  EXPECT_EQ(headers, (Headers{{"RateLimit-Policy", R"("default";q=999999999999999)"},
+                              {"RateLimit", R"("default";r=0;t=0)"},
+                              {"X-RateLimit-Limit", "999999999999999"},
+                              {"X-RateLimit-Remaining", "0"},
+                              {"X-RateLimit-Reset", "0"}}));
+}
+
 }  // namespace
 }  // namespace keel::ratelimit
