@@ -1,6 +1,6 @@
 # Thin wrapper over CMake presets. Every verb runs scripts/bootstrap first, which installs the
 # Debian packages that are missing and does nothing when all are there.
-.PHONY: bootstrap configure build demo test bench asan tsan sanitize check format
+.PHONY: bootstrap configure build demo test bench asan tsan sanitize check fuzz format
 
 JOBS ?= $(shell nproc)
 
@@ -36,6 +36,12 @@ tsan: bootstrap
 	ctest --preset tsan
 
 sanitize: asan tsan
+
+# Every libFuzzer target (fuzz/README.md) for FUZZ_SECONDS each, on a copy of its seed corpus;
+# fails on any crash or broken property.
+FUZZ_SECONDS ?= 60
+fuzz: bootstrap
+	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) scripts/fuzz
 
 check: test sanitize
 
