@@ -300,10 +300,18 @@ std::optional<WallTime> parse_time(std::string_view text) {
   // date-time = YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
   const std::string s(text);
+  // Every field its exact digits (sscanf alone would take "2030-1-1", " 2030", signs).
+  if (s.size() < 19) return std::nullopt;
+  for (const std::size_t at : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18}) {
+    if (s[at] < '0' || s[at] > '9') return std::nullopt;
+  }
   if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &year, &month, &day, &hour,
-                  &minute, &second, &consumed) != 6) {
+                  &minute, &second, &consumed) != 6 ||
+      consumed != 19) {
     return std::nullopt;
   }
+  // Years the clock's nanoseconds hold with room to spare (beyond 2262 they overflow).
+  if (year < 1970 || year > 2200) return std::nullopt;
   std::size_t i = static_cast<std::size_t>(consumed);
   std::int64_t millis = 0;
   if (i < s.size() && s[i] == '.') {

@@ -2,6 +2,7 @@
 #include "case_studies/notification_system/model.h"
 
 #include <gmock/gmock.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -73,6 +74,15 @@ TEST(ModelTest, BadInputNamesTheField) {
       failing_field(
           R"({"user_id": "u", "channels": ["sms"], "category": "c", "body": "x", "send_at": "tomorrow"})"),
       "send_at");
+  // Years that would overflow the clock, and what sscanf alone let through (review findings).
+  for (const char* bad : {"9999-12-31T00:00:00Z", "0012-01-01T10:00:00Z", "2030-1-01T10:00:00Z",
+                          " 2030-01-01T10:00:00Z", "2030-01-01T-1:00:00Z"}) {
+    EXPECT_EQ(failing_field(fmt::format(
+                  R"({{"user_id": "u", "channels": ["sms"], "category": "c", "body": "x", "send_at": "{}"}})",
+                  bad)),
+              "send_at")
+        << bad;
+  }
   EXPECT_EQ(
       failing_field(
           R"({"user_id": "u", "channels": ["sms"], "category": "c", "body": "x", "sendAt": "x"})"),

@@ -291,6 +291,9 @@ void Notifier::wake_at(WorkerPool& pool, WallTime at) {
   if (!state_->running.load()) return;
   const TimePoint due = state_->to_steady(at);
   std::lock_guard lock(pool.mu);
+  // Again under the lock: stop() clears `running` and then cancels the wakeups under pool.mu,
+  // so a wakeup scheduled after that (which would outlive the Notifier) is never made.
+  if (!state_->running.load()) return;
   if (pool.wakeup.pending() && pool.wakeup_at && *pool.wakeup_at <= due) return;
   pool.wakeup.cancel();
   pool.wakeup_at = due;
@@ -376,7 +379,8 @@ void Notifier::process(WorkerPool& pool, const Claim& claim) {
   if (hold_for_rate_limit(pool, claim)) return;
   // The re-check right before sending: a cancel that landed after the claim wins here.
   const std::optional<int> attempt =
-      store_.begin_send(claim.delivery.id, claim.lease_token, state_->clock.wall_now());
+      store_.begin_send(claim.delivery.id, claim.lease_token, state_->clock.wall_now(),
+                        options_.lease);
   if (!attempt) {
     state_->cancel_won.fetch_add(1);
     return;

@@ -392,7 +392,7 @@ TEST_F(NotifierTest, ADeliveryLeftSendingByACrashedWorkerIsSentAgainAfterItsLeas
   // Another worker claimed it and died while sending.
   const std::vector<Claim> dead = store_.claim(Pool::standard, clock_.wall_now(), 30s, 10);
   ASSERT_EQ(dead.size(), 1u);
-  ASSERT_TRUE(store_.begin_send(dead[0].delivery.id, dead[0].lease_token, clock_.wall_now()));
+  ASSERT_TRUE(store_.begin_send(dead[0].delivery.id, dead[0].lease_token, clock_.wall_now(), 30s));
   start(o);
   clock_.advance(29s);
   EXPECT_TRUE(email_->calls().empty());

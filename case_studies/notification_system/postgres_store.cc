@@ -275,12 +275,13 @@ std::vector<Claim> PostgresNotificationStore::claim(Pool pool, WallTime now, Dur
 
 std::optional<int> PostgresNotificationStore::begin_send(std::string_view delivery_id,
                                                          std::string_view lease_token,
-                                                         WallTime now) {
+                                                         WallTime now, Duration lease) {
   Impl::Borrowed db(*impl_);
   const postgres::Result row = db->execute(
-      "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = $3 "
-      "WHERE id = $1 AND status = 'claimed' AND lease_token = $2 RETURNING attempts",
-      {delivery_id, lease_token, to_millis(now)});
+      "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = $3, "
+      "lease_until = $4 WHERE id = $1 AND status = 'claimed' AND lease_token = $2 "
+      "AND lease_until > $3 RETURNING attempts",
+      {delivery_id, lease_token, to_millis(now), to_millis(now + lease)});
   if (row.empty()) return std::nullopt;
   return static_cast<int>(row[0].as_int64(0));
 }

@@ -340,12 +340,15 @@ std::vector<Claim> SqliteNotificationStore::claim(Pool pool, WallTime now, Durat
 }
 
 std::optional<int> SqliteNotificationStore::begin_send(std::string_view delivery_id,
-                                                       std::string_view lease_token, WallTime now) {
+                                                       std::string_view lease_token, WallTime now,
+                                                       Duration lease) {
   std::lock_guard lock(impl_->writer.mu);
   Cached update = impl_->writer.prepare(
-      "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ?3 "
-      "WHERE id = ?1 AND status = 'claimed' AND lease_token = ?2 RETURNING attempts");
+      "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ?3, "
+      "lease_until = ?4 WHERE id = ?1 AND status = 'claimed' AND lease_token = ?2 "
+      "AND lease_until > ?3 RETURNING attempts");
   update->bind_text(1, delivery_id).bind_text(2, lease_token).bind_int64(3, to_millis(now));
+  update->bind_int64(4, to_millis(now + lease));
   if (!update->step()) return std::nullopt;
   const int attempt = static_cast<int>(update->column_int64(0));
   update->reset();

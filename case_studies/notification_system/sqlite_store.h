@@ -34,7 +34,7 @@ class SqliteNotificationStore final : public NotificationStore {
   std::optional<Notification> find(std::string_view id) override;
   std::vector<Claim> claim(Pool pool, WallTime now, Duration lease, std::size_t max) override;
   std::optional<int> begin_send(std::string_view delivery_id, std::string_view lease_token,
-                                WallTime now) override;
+                                WallTime now, Duration lease) override;
   bool complete(std::string_view delivery_id, std::string_view lease_token,
                 const Completion& completion, WallTime now) override;
   std::optional<std::vector<std::string>> cancel(std::string_view notification_id,

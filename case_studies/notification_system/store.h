@@ -96,10 +96,13 @@ class NotificationStore {
   // first returns expired leases to the queue. Two callers never get the same delivery while
   // its lease holds.
   virtual std::vector<Claim> claim(Pool pool, WallTime now, Duration lease, std::size_t max) = 0;
-  // claimed → sending, attempts + 1, when `lease_token` still holds the delivery. Returns the
-  // attempt number, or nullopt when it must not be sent (cancelled, or the lease was lost).
+  // claimed → sending, attempts + 1, when `lease_token` still holds the delivery and its lease
+  // has not expired at `now`; the lease is renewed to now + lease for the send (a claim that
+  // waited in a worker's queue past its lease may have been taken over: it must not be sent
+  // as well). Returns the attempt number, or nullopt when it must not be sent (cancelled, or
+  // the lease was lost or expired).
   virtual std::optional<int> begin_send(std::string_view delivery_id, std::string_view lease_token,
-                                        WallTime now) = 0;
+                                        WallTime now, Duration lease) = 0;
   // sending (or claimed, to give a claim back unsent) → completion.status, releasing the lease.
   // Returns false (and changes nothing) when the lease was lost or the delivery cancelled.
   virtual bool complete(std::string_view delivery_id, std::string_view lease_token,

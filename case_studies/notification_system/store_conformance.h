@@ -157,7 +157,7 @@ TEST_P(StoreConformanceTest, AClaimIsALeaseThatExpires) {
   const Notification n = add(Priority::normal, t0_);
   const std::vector<Claim> first = store_->claim(Pool::standard, t0_, kLease, 10);
   ASSERT_EQ(first.size(), 1u);
-  EXPECT_EQ(store_->begin_send(first[0].delivery.id, first[0].lease_token, t0_), 1);
+  EXPECT_EQ(store_->begin_send(first[0].delivery.id, first[0].lease_token, t0_, kLease), 1);
   EXPECT_TRUE(store_->claim(Pool::standard, t0_ + 29s, kLease, 10).empty())
       << "a leased delivery must not be claimed by another worker";
   EXPECT_EQ(store_->next_due(Pool::standard), t0_ + kLease);
@@ -167,7 +167,8 @@ TEST_P(StoreConformanceTest, AClaimIsALeaseThatExpires) {
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].delivery.id, first[0].delivery.id);
   EXPECT_THAT(second[0].delivery.last_error, ::testing::HasSubstr("lease expired"));
-  EXPECT_EQ(store_->begin_send(second[0].delivery.id, second[0].lease_token, t0_ + 30s), 2);
+  EXPECT_EQ(store_->begin_send(second[0].delivery.id, second[0].lease_token, t0_ + 30s, kLease),
+            2);
   EXPECT_FALSE(store_->complete(first[0].delivery.id, first[0].lease_token, {}, t0_ + 31s))
       << "the first worker lost its lease: its result must not count";
   EXPECT_TRUE(store_->complete(second[0].delivery.id, second[0].lease_token,
@@ -178,16 +179,34 @@ TEST_P(StoreConformanceTest, AClaimIsALeaseThatExpires) {
   EXPECT_EQ(d.provider, "console");
 }
 
+TEST_P(StoreConformanceTest, AClaimWhoseLeaseRanOutBeforeTheSendIsNotSentAndTheSendRenewsIt) {
+  const Notification n = add(Priority::normal, t0_);
+  const std::vector<Claim> late = store_->claim(Pool::standard, t0_, kLease, 10);
+  ASSERT_EQ(late.size(), 1u);
+  // The claim waited in a busy worker's queue past its lease: another worker may own it now.
+  EXPECT_EQ(store_->begin_send(late[0].delivery.id, late[0].lease_token, t0_ + kLease, kLease),
+            std::nullopt);
+  const std::vector<Claim> again = store_->claim(Pool::standard, t0_ + kLease, kLease, 10);
+  ASSERT_EQ(again.size(), 1u);
+  // Sent just before its lease ends, the send renews it: nobody takes it over mid-send.
+  const WallTime start = t0_ + kLease + kLease - 1s;
+  EXPECT_EQ(store_->begin_send(again[0].delivery.id, again[0].lease_token, start, kLease), 1);
+  EXPECT_TRUE(store_->claim(Pool::standard, start + kLease - 1s, kLease, 10).empty());
+  EXPECT_TRUE(store_->complete(again[0].delivery.id, again[0].lease_token,
+                               {.status = DeliveryStatus::sent}, start + kLease - 1s));
+  EXPECT_EQ(status_of(n.id, 0), DeliveryStatus::sent);
+}
+
 TEST_P(StoreConformanceTest, CancelWinsOverAClaimNotYetSending) {
   const Notification n = make(Priority::normal, {Channel::email, Channel::sms}, t0_);
   store_->insert(n, t0_ - 24h);
   const std::vector<Claim> claims = store_->claim(Pool::standard, t0_, kLease, 10);
   ASSERT_EQ(claims.size(), 2u);
-  ASSERT_EQ(store_->begin_send(claims[1].delivery.id, claims[1].lease_token, t0_), 1);
+  ASSERT_EQ(store_->begin_send(claims[1].delivery.id, claims[1].lease_token, t0_, kLease), 1);
   const auto cancelled = store_->cancel(n.id, t0_ + 1s);
   ASSERT_TRUE(cancelled.has_value());
   EXPECT_THAT(*cancelled, ElementsAre(claims[0].delivery.id)) << "the one already sending stays";
-  EXPECT_EQ(store_->begin_send(claims[0].delivery.id, claims[0].lease_token, t0_ + 2s),
+  EXPECT_EQ(store_->begin_send(claims[0].delivery.id, claims[0].lease_token, t0_ + 2s, kLease),
             std::nullopt)
       << "the worker's re-check must see the cancel";
   EXPECT_EQ(status_of(n.id, 0), DeliveryStatus::cancelled);
@@ -217,7 +236,7 @@ TEST_P(StoreConformanceTest, IdempotencyKeysHoldTheFirstNotificationForTheirWind
 TEST_P(StoreConformanceTest, RetriesWaitForTheirTimeAndUnavailableRefundsTheAttempt) {
   const Notification n = add(Priority::normal, t0_);
   std::vector<Claim> c = store_->claim(Pool::standard, t0_, kLease, 1);
-  ASSERT_EQ(store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_), 1);
+  ASSERT_EQ(store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_, kLease), 1);
   ASSERT_TRUE(store_->complete(
       c[0].delivery.id, c[0].lease_token,
       {.status = DeliveryStatus::retrying, .error = "503", .due_at = t0_ + 2s}, t0_));
@@ -225,7 +244,7 @@ TEST_P(StoreConformanceTest, RetriesWaitForTheirTimeAndUnavailableRefundsTheAtte
   EXPECT_EQ(store_->next_due(Pool::standard), t0_ + 2s);
   c = store_->claim(Pool::standard, t0_ + 2s, kLease, 1);
   ASSERT_EQ(c.size(), 1u);
-  ASSERT_EQ(store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_ + 2s), 2);
+  ASSERT_EQ(store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_ + 2s, kLease), 2);
   ASSERT_TRUE(store_->complete(c[0].delivery.id, c[0].lease_token,
                                {.status = DeliveryStatus::retrying,
                                 .error = "circuit open",
@@ -242,7 +261,7 @@ TEST_P(StoreConformanceTest, RetriesWaitForTheirTimeAndUnavailableRefundsTheAtte
 TEST_P(StoreConformanceTest, FailedDeliveriesAreDeadLettersThatCanBeRetriedByHand) {
   const Notification n = add(Priority::normal, t0_);
   std::vector<Claim> c = store_->claim(Pool::standard, t0_, kLease, 1);
-  store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_);
+  store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_, kLease);
   ASSERT_TRUE(store_->complete(c[0].delivery.id, c[0].lease_token,
                                {.status = DeliveryStatus::failed, .error = "bad address"},
                                t0_ + 1s));
@@ -292,7 +311,7 @@ TEST_P(StoreConformanceTest, DueTimesAndRetriesSurviveARestart) {
   const Notification scheduled = add(Priority::normal, t0_, t0_ + 1h);
   const Notification retried = add(Priority::critical, t0_);
   std::vector<Claim> c = store_->claim(Pool::critical, t0_, kLease, 1);
-  store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_);
+  store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_, kLease);
   store_->complete(c[0].delivery.id, c[0].lease_token,
                    {.status = DeliveryStatus::retrying, .error = "timeout", .due_at = t0_ + 4s},
                    t0_);
