@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 
 #include "case_studies/notification_system/preferences.h"
@@ -79,7 +80,10 @@ struct Notifier::State {
 };
 
 Notifier::Notifier(NotificationStore& store, Dispatcher& dispatcher, NotifierOptions options)
-    : store_(store), dispatcher_(dispatcher), options_(std::move(options)) {
+    : store_(store),
+      dispatcher_(dispatcher),
+      options_(std::move(options)),
+      life_(std::make_shared<Life>()) {
   validate(options_);
   const Clock& clock = options_.clock != nullptr ? *options_.clock : default_clock();
   state_ = std::make_unique<State>(options_, clock);
@@ -149,7 +153,44 @@ Notifier::Notifier(NotificationStore& store, Dispatcher& dispatcher, NotifierOpt
   }
 }
 
-Notifier::~Notifier() { stop(); }
+struct Notifier::Life {
+  std::mutex mu;
+  std::condition_variable idle;
+  bool alive = true;    // GUARDED_BY(mu)
+  int running = 0;      // GUARDED_BY(mu): tasks inside a Visit
+};
+
+// A task's visit to the Notifier: `ok()` is false once the Notifier is gone; while a visit is
+// open the destructor waits.
+class Notifier::Visit {
+ public:
+  explicit Visit(std::shared_ptr<Life> life) : life_(std::move(life)) {
+    std::lock_guard lock(life_->mu);
+    ok_ = life_->alive;
+    if (ok_) ++life_->running;
+  }
+  ~Visit() {
+    if (!ok_) return;
+    std::lock_guard lock(life_->mu);
+    if (--life_->running == 0) life_->idle.notify_all();
+  }
+  Visit(const Visit&) = delete;
+  Visit& operator=(const Visit&) = delete;
+  bool ok() const noexcept { return ok_; }
+
+ private:
+  std::shared_ptr<Life> life_;
+  bool ok_ = false;
+};
+
+Notifier::~Notifier() {
+  stop();
+  // Tasks still queued on schedulers this Notifier does not own (options.scheduler, a pool's
+  // executor) may run later: they find it gone and do nothing.
+  std::unique_lock lock(life_->mu);
+  life_->alive = false;
+  life_->idle.wait(lock, [&] { return life_->running == 0; });
+}
 
 void Notifier::start() {
   if (state_->running.exchange(true)) return;
@@ -284,7 +325,10 @@ void Notifier::request_pump(WorkerPool& pool) {
     pool.pump_queued = true;
   }
   // On the pool's own executor: a critical pump never waits behind a standard one.
-  pool.executor->schedule_at(state_->clock.now(), [this, &pool] { pump(pool); });
+  pool.executor->schedule_at(state_->clock.now(), [this, &pool, life = life_] {
+    const Visit visit(life);
+    if (visit.ok()) pump(pool);
+  });
 }
 
 void Notifier::wake_at(WorkerPool& pool, WallTime at) {
@@ -297,7 +341,10 @@ void Notifier::wake_at(WorkerPool& pool, WallTime at) {
   if (pool.wakeup.pending() && pool.wakeup_at && *pool.wakeup_at <= due) return;
   pool.wakeup.cancel();
   pool.wakeup_at = due;
-  pool.wakeup = state_->scheduler->schedule_at(due, [this, &pool] { request_pump(pool); });
+  pool.wakeup = state_->scheduler->schedule_at(due, [this, &pool, life = life_] {
+    const Visit visit(life);
+    if (visit.ok()) request_pump(pool);
+  });
 }
 
 void Notifier::pump(WorkerPool& pool) {
@@ -326,7 +373,10 @@ void Notifier::pump(WorkerPool& pool) {
     pool.in_flight -= slots - claims.size();
   }
   for (Claim& claim : claims) {
-    pool.executor->schedule_at(state_->clock.now(), [this, &pool, c = std::move(claim)] {
+    pool.executor->schedule_at(state_->clock.now(), [this, &pool, c = std::move(claim),
+                                                     life = life_] {
+      const Visit visit(life);
+      if (!visit.ok()) return;  // the lease expires and the delivery is claimed again
       try {
         process(pool, c);
       } catch (const std::exception& e) {

@@ -176,10 +176,16 @@ class Notifier {
   Completion decide(const DispatchResult& result, const Claim& claim, int attempt, WallTime now);
   void publish(const Claim& claim, DeliveryStatus status, int attempts, const std::string& error);
 
+  // Whether this Notifier still exists, for the tasks it left on schedulers it does not own
+  // (the destructor waits for those running, and the later ones do nothing).
+  struct Life;
+  class Visit;
+
   NotificationStore& store_;
   Dispatcher& dispatcher_;
   NotifierOptions options_;
   std::unique_ptr<State> state_;
+  std::shared_ptr<Life> life_;
 };
 
 }  // namespace keel::notifier
