@@ -175,9 +175,17 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
     return true;
   }
 
-  void count_dropped(Sub& sub, std::size_t n) {
-    sub.dropped += n;
+  // Returns the subscription's drops so far.
+  std::uint64_t count_dropped(Sub& sub, std::size_t n) {
     dropped += n;
+    return sub.dropped += n;
+  }
+
+  // An overloaded subscription drops thousands of messages a second: one warning each would
+  // bury the log (and slow the publisher down), so drops are logged at 1, 2, 4, 8, ... The
+  // counters (stats(), /metrics) still see every one.
+  static bool worth_logging(std::uint64_t dropped_so_far) {
+    return dropped_so_far != 0 && (dropped_so_far & (dropped_so_far - 1)) == 0;
   }
 
   void adjust_queued(long queued_delta, long running_delta) {
@@ -302,9 +310,13 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
           sub->queue.pop_front();
           adjust_queued(-1, 0);
           if (give_back(oldest)) continue;
-          count_dropped(*sub, 1);
-          keel::internal::logger().warn(
-              "pubsub: subscription '{}' full: dropped its oldest message", sub->name);
+          const std::uint64_t total = count_dropped(*sub, 1);
+          if (worth_logging(total)) {
+            keel::internal::logger().warn(
+                "pubsub: subscription '{}' full: dropped its oldest message ({} dropped so far; "
+                "logged at 1, 2, 4, 8, ...)",
+                sub->name, total);
+          }
           continue;
         }
         sub->not_full.wait(lock, [&] {
@@ -417,9 +429,12 @@ struct EventBus::Impl : std::enable_shared_from_this<EventBus::Impl> {
     if (sub->delivery == Delivery::synchronous) {
       attempt(sub, envelope, envelope.attempt);
     } else if (!enqueue(sub, envelope) && !envelope.acknowledgement) {
-      keel::internal::logger().warn(
-          "pubsub: subscription '{}' full: dropped '{}' #{} from the transport", sub->name,
-          envelope.message->topic, envelope.message->sequence);
+      if (worth_logging(sub->dropped.load())) {
+        keel::internal::logger().warn(
+            "pubsub: subscription '{}' full: dropped '{}' #{} from the transport ({} dropped so "
+            "far; logged at 1, 2, 4, 8, ...)",
+            sub->name, envelope.message->topic, envelope.message->sequence, sub->dropped.load());
+      }
     }
   }
 

@@ -1,11 +1,17 @@
 // Asynchronous delivery and unsubscribing while messages flow. Runs under TSan.
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+
 #include <atomic>
+#include <bit>
 #include <mutex>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "keel/core/internal/log.h"
 #include "keel/pubsub/event_bus.h"
 
 namespace keel::pubsub {
@@ -69,6 +75,37 @@ TEST(EventBusConcurrencyTest, AFullQueueDropsTheOldestOrFailsThePublishAndCounts
   release2 = true;
   bus.flush();
   EXPECT_GE(failures, 3);
+}
+
+TEST(EventBusConcurrencyTest, AnOverloadedSubscriptionLogsItsDropsSparselyButCountsEveryOne) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::logger& logger = keel::internal::logger();
+  logger.sinks().push_back(sink);
+  {
+    EventBus bus({.delivery = Delivery::asynchronous, .workers = 1});
+    std::atomic<bool> release{false};
+    Subscription slow = bus.subscribe("t",
+                                      [&](const Message&) {
+                                        while (!release) std::this_thread::yield();
+                                      },
+                                      {.name = "slow",
+                                       .queue_capacity = 2,
+                                       .overflow = OverflowPolicy::drop_oldest});
+    for (int i = 0; i < 1000; ++i) bus.publish("t", "");
+    release = true;
+    bus.flush();
+    const std::uint64_t dropped = bus.metrics().dropped;
+    ASSERT_GE(dropped, 900U);
+    logger.flush();
+    const std::string text = log.str();
+    std::size_t lines = 0;
+    for (std::size_t at = 0; (at = text.find("dropped its oldest", at)) != std::string::npos; ++at)
+      ++lines;
+    // One line at each power of two up to the total: 1, 2, 4, ..., not one per message.
+    EXPECT_EQ(lines, static_cast<std::size_t>(std::bit_width(dropped)));
+  }
+  logger.sinks().pop_back();
 }
 
 TEST(EventBusConcurrencyTest, AfterUnsubscribeReturnsTheHandlerIsNeverCalled) {
