@@ -36,62 +36,6 @@ Status status_of(const std::string& code) {
 
 }  // namespace
 
-std::optional<WallTime> parse_rfc3339(std::string_view s) {
-  // date-time = YYYY-MM-DD("T"|"t"|" ")HH:MM:SS[.frac]("Z"|"z"|("+"|"-")HH:MM), every field its
-  // exact number of digits (RFC 3339 section 5.6). Years 1970-2200 only: an expiry is in the
-  // future, and the range keeps the arithmetic far from overflowing the clock's nanoseconds.
-  const auto digits = [&](std::size_t at, std::size_t n) -> std::optional<int> {
-    if (at + n > s.size()) return std::nullopt;
-    int value = 0;
-    for (std::size_t k = at; k < at + n; ++k) {
-      if (s[k] < '0' || s[k] > '9') return std::nullopt;
-      value = value * 10 + (s[k] - '0');
-    }
-    return value;
-  };
-  const auto is = [&](std::size_t at, std::string_view chars) {
-    return at < s.size() && chars.find(s[at]) != std::string_view::npos;
-  };
-  const auto year = digits(0, 4), month = digits(5, 2), day = digits(8, 2);
-  const auto hour = digits(11, 2), minute = digits(14, 2), second = digits(17, 2);
-  if (!year || !month || !day || !hour || !minute || !second || !is(4, "-") || !is(7, "-") ||
-      !is(10, "Tt ") || !is(13, ":") || !is(16, ":")) {
-    return std::nullopt;
-  }
-  std::size_t i = 19;
-  if (is(i, ".")) {
-    ++i;
-    const std::size_t first = i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-    if (i == first) return std::nullopt;
-  }
-  int offset_minutes = 0;
-  if (is(i, "Zz")) {
-    ++i;
-  } else if (is(i, "+-")) {
-    const auto hh = digits(i + 1, 2), mm = digits(i + 4, 2);
-    if (!hh || !mm || !is(i + 3, ":") || *hh > 23 || *mm > 59) return std::nullopt;
-    offset_minutes = (s[i] == '-' ? -1 : 1) * (*hh * 60 + *mm);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != s.size()) return std::nullopt;
-  if (*year < 1970 || *year > 2200) return std::nullopt;
-  const std::chrono::year_month_day date{std::chrono::year{*year},
-                                         std::chrono::month{static_cast<unsigned>(*month)},
-                                         std::chrono::day{static_cast<unsigned>(*day)}};
-  if (!date.ok() || *hour > 23 || *minute > 59 || *second > 60) return std::nullopt;
-  const auto at = std::chrono::sys_days(date) + std::chrono::hours(*hour) +
-                  std::chrono::minutes(*minute - offset_minutes) + std::chrono::seconds(*second);
-  return WallTime{std::chrono::duration_cast<WallTime::duration>(at.time_since_epoch())};
-}
-
-std::string format_rfc3339(WallTime at) {
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(at.time_since_epoch());
-  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", std::chrono::sys_seconds(seconds));
-}
-
 Api::Api(Shortener& shortener, pubsub::EventBus& bus, ClickStats& analytics, ApiOptions options)
     : shortener_(shortener),
       bus_(bus),

@@ -23,6 +23,7 @@
 
 #include "case_studies/url_shortener/analytics.h"
 #include "case_studies/url_shortener/shortener.h"
+#include "keel/core/rfc3339.h"
 #include "keel/http/router.h"
 #include "keel/pubsub/event_bus.h"
 #include "keel/ratelimit/keyed_rate_limiter.h"
@@ -69,8 +70,8 @@ class Api {
   ratelimit::KeyedRateLimiter create_limiter_;
 };
 
-// RFC 3339 (e.g. 2026-12-01T10:00:00Z, offsets allowed) to a time point; nullopt when invalid.
-std::optional<WallTime> parse_rfc3339(std::string_view text);
-std::string format_rfc3339(WallTime at);
+// Timestamps in the JSON (created_at, expires_at) are RFC 3339: keel/core/rfc3339.h.
+using keel::format_rfc3339;
+using keel::parse_rfc3339;
 
 }  // namespace keel::shortener
