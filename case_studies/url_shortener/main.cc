@@ -36,6 +36,7 @@
 #include "case_studies/url_shortener/redis_link_cache.h"
 #endif
 #include "keel/core/metrics.h"
+#include "keel/http/host_port.h"
 #include "keel/http/server.h"
 #include "keel/pubsub/event_bus.h"
 #include "keel/sqlite/event_store.h"
@@ -45,29 +46,8 @@ namespace {
 std::atomic<bool> g_stop{false};
 extern "C" void on_signal(int) { g_stop.store(true); }
 
-struct HostPort {
-  std::string host;
-  int port = 0;
-};
-
-// "HOST:PORT" (an IPv6 host in brackets: "[::1]:6379"); nullopt unless the host is not empty
-// and the port is a number in [0, 65535].
-std::optional<HostPort> parse_host_port(std::string_view text) {
-  const std::size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
-  std::string_view host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  const std::string_view digits = text.substr(colon + 1);
-  int port = -1;
-  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-  if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || port < 0 ||
-      port > 65535) {
-    return std::nullopt;
-  }
-  return HostPort{std::string(host), port};
-}
+using keel::http::HostPort;
+using keel::http::parse_host_port;
 
 // Where links, counter blocks and the link cache live, as the flags chose.
 struct Storage {
@@ -96,7 +76,7 @@ Storage open_storage(const std::string& db, const std::string& postgres,
   if (redis) {
 #ifdef KEEL_SHORTENER_WITH_REDIS
     const keel::redis::ConnectionOptions connection{
-        .host = redis->host, .port = static_cast<std::uint16_t>(redis->port), .pool_size = threads};
+        .host = redis->host, .port = redis->port, .pool_size = threads};
     storage.counters = std::make_unique<RedisCounterSource>(
         RedisCounterOptions{.connection = connection}, *storage.store);
     storage.cache =
@@ -182,7 +162,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string host = listen_at->host;
-  const int port = listen_at->port;
+  const std::uint16_t port = listen_at->port;
   std::optional<HostPort> redis_at;
   if (!redis.empty()) {
     redis_at = parse_host_port(redis);
@@ -227,7 +207,7 @@ int main(int argc, char** argv) {
     http::Router router;
     api.add_routes(router);
     http::Server server(std::move(router), {.host = host,
-                                            .port = static_cast<std::uint16_t>(port),
+                                            .port = port,
                                             .threads = threads,
                                             .metrics = &metrics});
     server.start();
