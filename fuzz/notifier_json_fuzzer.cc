@@ -105,11 +105,11 @@ json::value parse_body(const http::Response& response) {
 // A 400: invalid_json from the body parser, or invalid_request naming a field.
 void check_bad_request(const http::Response& response, std::string_view body) {
   const json::value value = parse_body(response);
-  const json::object* error =
-      value.is_object() && value.as_object().if_contains("error") != nullptr &&
-              value.as_object().at("error").is_object()
-          ? &value.as_object().at("error").as_object()
-          : nullptr;
+  const json::object* error = value.is_object() &&
+                                      value.as_object().if_contains("error") != nullptr &&
+                                      value.as_object().at("error").is_object()
+                                  ? &value.as_object().at("error").as_object()
+                                  : nullptr;
   KEEL_FUZZ_CHECK(error != nullptr, "a 400 without an error object: {}", response.body());
   const json::value* code = error->if_contains("code");
   const json::value* message = error->if_contains("message");
@@ -127,10 +127,10 @@ void check_bad_request(const http::Response& response, std::string_view body) {
   // The field is the one at fault; for an unknown key it is that key as sent, which may be ""
   // (fuzz/corpus/notifier_json/preferences_empty_key: {"": null}).
   const json::value* field = error->if_contains("field");
-  KEEL_FUZZ_CHECK(field != nullptr && field->is_string() &&
-                      (!field->as_string().empty() ||
-                       message->as_string().starts_with("unknown field")),
-                  "invalid_request naming no field: {}", response.body());
+  KEEL_FUZZ_CHECK(
+      field != nullptr && field->is_string() &&
+          (!field->as_string().empty() || message->as_string().starts_with("unknown field")),
+      "invalid_request naming no field: {}", response.body());
 }
 
 void fuzz_notification(Service& s, std::string_view body) {
@@ -147,8 +147,8 @@ void fuzz_notification(Service& s, std::string_view body) {
   const json::value response = parse_body(r);
   KEEL_FUZZ_CHECK(response.is_object(), "the notification is not an object: {}", r.body());
   const json::object& n = response.as_object();
-  KEEL_FUZZ_CHECK(n.at("user_id") == request.as_object().at("user_id"),
-                  "user_id {} stored as {}", json::serialize(request.as_object().at("user_id")),
+  KEEL_FUZZ_CHECK(n.at("user_id") == request.as_object().at("user_id"), "user_id {} stored as {}",
+                  json::serialize(request.as_object().at("user_id")),
                   json::serialize(n.at("user_id")));
   KEEL_FUZZ_CHECK(n.at("category") == request.as_object().at("category"), "category changed: {}",
                   r.body());
@@ -160,7 +160,8 @@ void fuzz_notification(Service& s, std::string_view body) {
                   "{} channels asked, {} deliveries: {}", channels.size(),
                   n.at("deliveries").as_array().size(), r.body());
   const std::string id(n.at("id").as_string());
-  const http::Response stored = call(s.router, http::Method::get, "/api/v1/notifications/" + id, "");
+  const http::Response stored =
+      call(s.router, http::Method::get, "/api/v1/notifications/" + id, "");
   KEEL_FUZZ_CHECK(stored.result_int() == 200, "GET {} after a {}: {}", id, status,
                   stored.result_int());
 }
@@ -180,8 +181,8 @@ void fuzz_user_document(Service& s, std::string_view path, std::string_view body
     KEEL_FUZZ_CHECK(after.body() == before, "a refused PUT {} changed {} into {}", path, before,
                     after.body());
   } else {
-    KEEL_FUZZ_CHECK(parse_body(after) == parse_body(r), "PUT {} answered {} but GET reads {}",
-                    path, r.body(), after.body());
+    KEEL_FUZZ_CHECK(parse_body(after) == parse_body(r), "PUT {} answered {} but GET reads {}", path,
+                    r.body(), after.body());
   }
 }
 

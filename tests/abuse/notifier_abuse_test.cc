@@ -34,9 +34,9 @@
 namespace keel::testing {
 namespace {
 
-using ::testing::HasSubstr;
 using http::Method;
 using http::Status;
+using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
 // What a receiver got: the raw body and the headers that matter.
@@ -75,10 +75,11 @@ class Sink {
 
  private:
   http::Response take(http::Request& request) {
-    Received r{.path = std::string(request.path()),
-               .body = request.body(),
-               .signature = std::string(request.header("X-Keel-Signature").value_or("")),
-               .authorization = std::string(request.header(http::Field::authorization).value_or(""))};
+    Received r{
+        .path = std::string(request.path()),
+        .body = request.body(),
+        .signature = std::string(request.header("X-Keel-Signature").value_or("")),
+        .authorization = std::string(request.header(http::Field::authorization).value_or(""))};
     {
       std::lock_guard lock(mu_);
       received_.push_back(r);
@@ -167,14 +168,14 @@ class NotifierAbuseTest : public ::testing::Test {
   // Submits a notification and returns its id.
   std::string notify(const std::string& user, const std::string& channel, const std::string& body,
                      const std::string& priority = "normal") {
-    const http::Response r = call(
-        Method::post, "/api/v1/notifications",
-        boost::json::serialize(boost::json::object{{"user_id", user},
-                                                   {"channels", boost::json::array{channel}},
-                                                   {"priority", priority},
-                                                   {"category", "billing"},
-                                                   {"subject", "hello"},
-                                                   {"body", body}}));
+    const http::Response r =
+        call(Method::post, "/api/v1/notifications",
+             boost::json::serialize(boost::json::object{{"user_id", user},
+                                                        {"channels", boost::json::array{channel}},
+                                                        {"priority", priority},
+                                                        {"category", "billing"},
+                                                        {"subject", "hello"},
+                                                        {"body", body}}));
     EXPECT_EQ(r.result(), Status::accepted) << r.body();
     if (r.result() != Status::accepted) return "";
     return std::string(boost::json::parse(r.body()).at("id").as_string());
@@ -197,17 +198,21 @@ class NotifierAbuseTest : public ::testing::Test {
 
 TEST_F(NotifierAbuseTest, EveryWebhookIsSignedOverTheExactBodyWithTheSharedSecret) {
   const std::string secret = "whsec-abuse-test-0f3a9c";
-  start(fmt::format(R"j({{"providers": {{"webhook": {{"primary": {{"type": "webhook", "secret": "{}"}}}}}},
+  start(fmt::format(
+      R"j({{"providers": {{"webhook": {{"primary": {{"type": "webhook", "secret": "{}"}}}}}},
                          "allowed_private_hosts": ["127.0.0.1"],
                          "rate_limit": {{"per_second": 100000, "burst": 100000}},
                          "poll_milliseconds": 50}})j",
-                    secret));
+      secret));
   put_contacts("u1", {{"webhook_url", fmt::format("http://127.0.0.1:{}/hook", sink_.port())}});
   // Bodies whose bytes a careless receiver would change by re-encoding: escapes, non-ASCII,
   // a JSON-looking text, a long one.
-  const std::vector<std::string> bodies = {
-      "plain", "quote \" backslash \\ slash /", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x94",
-      "{\"type\":\"forged\",\"amount\":1000000}", "tab\tnewline\nend", std::string(8000, 'x')};
+  const std::vector<std::string> bodies = {"plain",
+                                           "quote \" backslash \\ slash /",
+                                           "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x94",
+                                           "{\"type\":\"forged\",\"amount\":1000000}",
+                                           "tab\tnewline\nend",
+                                           std::string(8000, 'x')};
   std::map<std::string, std::string> ids;  // notification id -> body
   for (const std::string& body : bodies) ids[notify("u1", "webhook", body)] = body;
   ASSERT_TRUE(wait_until([&] { return sink_.received().size() >= bodies.size(); }, 20s))
@@ -258,7 +263,7 @@ TEST_F(NotifierAbuseTest, OversizedBodiesAndFieldsAreRefusedAndNothingIsQueued) 
     return boost::json::serialize(body);
   };
   const std::vector<std::pair<std::string, std::size_t>> over = {
-      {"user_id", 129}, {"category", 65},         {"subject", 999},  {"body", 32 * 1024 + 1},
+      {"user_id", 129},  {"category", 65},         {"subject", 999}, {"body", 32 * 1024 + 1},
       {"template", 129}, {"idempotency_key", 256}, {"priority", 17}, {"send_at", 65}};
   for (const auto& [field, bytes] : over) {
     const http::Response r = call(Method::post, "/api/v1/notifications", request(field, bytes));
@@ -286,9 +291,9 @@ TEST_F(NotifierAbuseTest, OversizedBodiesAndFieldsAreRefusedAndNothingIsQueued) 
     }
   }
   // A user id in the path over its limit.
-  EXPECT_EQ(call(Method::get, fmt::format("/api/v1/users/{}/contacts", std::string(129, 'u')))
-                .result(),
-            Status::bad_request);
+  EXPECT_EQ(
+      call(Method::get, fmt::format("/api/v1/users/{}/contacts", std::string(129, 'u'))).result(),
+      Status::bad_request);
 
   // Nothing of the above was stored: u1 has no contacts, no notification exists, and the
   // service still takes a valid request.
@@ -328,11 +333,12 @@ TEST_F(NotifierAbuseTest, AnOverLongEmailAddressIsRefusedNamingTheField) {
 
 TEST_F(NotifierAbuseTest, AUserOverTheRateLimitIsHeldAndAnotherUserIsNot) {
   // 3 deliveries per user, then one more every 1,000 s: the rest are held.
-  start(fmt::format(R"j({{"providers": {{"sms": {{"primary": {{"type": "http", "url": "http://127.0.0.1:{}/sms"}}}}}},
+  start(fmt::format(
+      R"j({{"providers": {{"sms": {{"primary": {{"type": "http", "url": "http://127.0.0.1:{}/sms"}}}}}},
                          "allowed_private_hosts": ["127.0.0.1"],
                          "rate_limit": {{"per_second": 0.001, "burst": 3}},
                          "poll_milliseconds": 50}})j",
-                    sink_.port()));
+      sink_.port()));
   put_contacts("flood", {{"phone", "+33612345678"}});
   put_contacts("calm", {{"phone", "+33612345679"}});
   std::vector<std::string> flood;
@@ -371,11 +377,11 @@ TEST_F(NotifierAbuseTest, ProviderCredentialsAppearNowhere) {
   const std::uint16_t smtp_port = free_loopback_port();
   const std::filesystem::path mail = dir_.path() / "mail";
   std::filesystem::create_directories(mail);
-  ChildProcess smtp = ChildProcess::spawn(
-      {KEEL_SMTP_SINK, "--port", std::to_string(smtp_port), "--out", mail.string(), "--auth",
-       fmt::format("notifier:{}", password), "--reject",
-       "bad@example.com=550 5.1.1 No such mailbox"},
-      dir_.path() / "smtp.log");
+  ChildProcess smtp =
+      ChildProcess::spawn({KEEL_SMTP_SINK, "--port", std::to_string(smtp_port), "--out",
+                           mail.string(), "--auth", fmt::format("notifier:{}", password),
+                           "--reject", "bad@example.com=550 5.1.1 No such mailbox"},
+                          dir_.path() / "smtp.log");
   ASSERT_TRUE(wait_until(
       [&] {
         try {
@@ -401,8 +407,8 @@ TEST_F(NotifierAbuseTest, ProviderCredentialsAppearNowhere) {
   put_contacts("ok", {{"email", "ok@example.com"}, {"phone", "+33612345678"}});
   put_contacts("bad", {{"email", "bad@example.com"}, {"phone", "+33612345679"}});
   const std::vector<std::string> ids = {
-      notify("ok", "email", "mail that goes through"),  notify("bad", "email", "mail refused 550"),
-      notify("ok", "sms", "sms that goes through"),     notify("ok", "sms", "please-401"),
+      notify("ok", "email", "mail that goes through"), notify("bad", "email", "mail refused 550"),
+      notify("ok", "sms", "sms that goes through"),    notify("ok", "sms", "please-401"),
       notify("ok", "sms", "please-500 then give up"),
   };
   const auto terminal = [&](const std::string& id) {
@@ -430,7 +436,8 @@ TEST_F(NotifierAbuseTest, ProviderCredentialsAppearNowhere) {
   std::string everything = service_.log_text();
   everything += call(Method::get, "/metrics").body();
   everything += call(Method::get, "/api/v1/dead-letters").body();
-  for (const std::string& id : ids) everything += call(Method::get, fmt::format("/api/v1/notifications/{}", id)).body();
+  for (const std::string& id : ids)
+    everything += call(Method::get, fmt::format("/api/v1/notifications/{}", id)).body();
   for (const char* user : {"ok", "bad"}) {
     everything += call(Method::get, fmt::format("/api/v1/users/{}/contacts", user)).body();
     everything += call(Method::get, fmt::format("/api/v1/users/{}/preferences", user)).body();
@@ -441,7 +448,8 @@ TEST_F(NotifierAbuseTest, ProviderCredentialsAppearNowhere) {
   const std::string plain = std::string("\0notifier\0", 10) + password;
   std::string auth_plain(4 * ((plain.size() + 2) / 3), '\0');
   EVP_EncodeBlock(reinterpret_cast<unsigned char*>(auth_plain.data()),
-                  reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size()));
+                  reinterpret_cast<const unsigned char*>(plain.data()),
+                  static_cast<int>(plain.size()));
   for (const std::string& secret : {password, api_key, auth_plain}) {
     EXPECT_EQ(everything.find(secret), std::string::npos)
         << "found " << secret << " in:\n"

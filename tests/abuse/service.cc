@@ -142,9 +142,10 @@ bool RawConnection::closed_within(std::chrono::milliseconds limit, std::string* 
 std::string RawConnection::read_until_closed(std::chrono::milliseconds limit) {
   std::string received;
   if (!closed_within(limit, &received)) {
-    throw std::runtime_error(fmt::format("the server did not close the connection within {} ms "
-                                         "(received so far: {})",
-                                         limit.count(), received));
+    throw std::runtime_error(
+        fmt::format("the server did not close the connection within {} ms "
+                    "(received so far: {})",
+                    limit.count(), received));
   }
   return received;
 }

@@ -28,10 +28,10 @@
 namespace keel::testing {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using http::Method;
 using http::Status;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
 using namespace std::chrono_literals;
 
 constexpr std::string_view kAdminToken = "adm1n-T0ken-for-the-abuse-tests-7c1e";
@@ -41,9 +41,9 @@ class ShortenerAbuseTest : public ::testing::Test {
   // Starts keel-shortener with `extra` flags (a creation budget large enough for the test
   // unless the test sets its own).
   void start(std::vector<std::string> extra = {"--create-burst", "100000"}) {
-    std::vector<std::string> argv = {KEEL_SHORTENER_BINARY, "--db", db_.string(),
-                                     "--admin-token", std::string(kAdminToken), "--code-key",
-                                     "abuse-test-code-key"};
+    std::vector<std::string> argv = {
+        KEEL_SHORTENER_BINARY,    "--db",       db_.string(),         "--admin-token",
+        std::string(kAdminToken), "--code-key", "abuse-test-code-key"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     service_ = Service::start(argv, dir_.path() / "shortener.log");
   }
@@ -80,9 +80,9 @@ TEST_F(ShortenerAbuseTest, CreationIsRateLimitedPerClientAddressAndForwardedForI
   constexpr int kBurst = 5;
   std::string first_code;
   for (int i = 0; i < kBurst; ++i) {
-    const http::Response r = exchange_from("127.0.0.1", service_.port, Method::post,
-                                           "/api/v1/links",
-                                           fmt::format(R"({{"url": "https://example.com/{}"}})", i));
+    const http::Response r =
+        exchange_from("127.0.0.1", service_.port, Method::post, "/api/v1/links",
+                      fmt::format(R"({{"url": "https://example.com/{}"}})", i));
     ASSERT_EQ(r.result(), Status::created) << "creation " << i << ": " << r.body();
     if (i == 0) first_code = std::string(json_of(r).at("code").as_string());
   }
@@ -96,12 +96,12 @@ TEST_F(ShortenerAbuseTest, CreationIsRateLimitedPerClientAddressAndForwardedForI
 
   // The same client claiming to be someone else, every common way: still refused. The server
   // keys on the TCP peer; a proxy in front would have to be configured in, not claimed.
-  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
-           {"X-Forwarded-For", "203.0.113.7"},
-           {"X-Forwarded-For", "127.0.0.2"},
-           {"X-Real-IP", "203.0.113.8"},
-           {"Forwarded", "for=203.0.113.9"},
-           {"True-Client-IP", "203.0.113.10"}}) {
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"X-Forwarded-For", "203.0.113.7"},
+                                                        {"X-Forwarded-For", "127.0.0.2"},
+                                                        {"X-Real-IP", "203.0.113.8"},
+                                                        {"Forwarded", "for=203.0.113.9"},
+                                                        {"True-Client-IP", "203.0.113.10"}}) {
     const http::Response r =
         exchange_from("127.0.0.1", service_.port, Method::post, "/api/v1/links",
                       R"({"url": "https://example.com/forwarded"})", {{name, value}});
@@ -110,9 +110,9 @@ TEST_F(ShortenerAbuseTest, CreationIsRateLimitedPerClientAddressAndForwardedForI
 
   // Another address has its own budget, untouched by the first one's.
   for (int i = 0; i < kBurst; ++i) {
-    const http::Response r = exchange_from("127.0.0.2", service_.port, Method::post,
-                                           "/api/v1/links",
-                                           fmt::format(R"({{"url": "https://example.org/{}"}})", i));
+    const http::Response r =
+        exchange_from("127.0.0.2", service_.port, Method::post, "/api/v1/links",
+                      fmt::format(R"({{"url": "https://example.org/{}"}})", i));
     EXPECT_EQ(r.result(), Status::created) << "127.0.0.2, creation " << i << ": " << r.body();
   }
   EXPECT_EQ(exchange_from("127.0.0.2", service_.port, Method::post, "/api/v1/links",
@@ -227,9 +227,8 @@ TEST_F(ShortenerAbuseTest, NoRedirectToANonHttpUrlIsEverCreatedOrServed) {
   int refused = 0;
   for (const std::string& url : refused_urls()) {
     const http::Response r = create(url);
-    EXPECT_EQ(r.result(), Status::bad_request) << "accepted " << boost::json::serialize(
-                                                       boost::json::value(url))
-                                               << ": " << r.body();
+    EXPECT_EQ(r.result(), Status::bad_request)
+        << "accepted " << boost::json::serialize(boost::json::value(url)) << ": " << r.body();
     if (r.result() == Status::bad_request) {
       EXPECT_EQ(error_code(r), "invalid_url") << r.body();
       ++refused;
@@ -244,9 +243,11 @@ TEST_F(ShortenerAbuseTest, NoRedirectToANonHttpUrlIsEverCreatedOrServed) {
   // host they name, nothing else of the request mixed in.
   const std::vector<std::pair<std::string, std::string>> accepted = {
       {"HTTPS://Example.COM/Path", "https://example.com/Path"},
-      {"https://example.com/?next=javascript:alert(1)", "https://example.com/?next=javascript:alert(1)"},
+      {"https://example.com/?next=javascript:alert(1)",
+       "https://example.com/?next=javascript:alert(1)"},
       {"https://example.com/#javascript:alert(1)", "https://example.com/#javascript:alert(1)"},
-      {"https://example.com/%0d%0aSet-Cookie:%20a=b", "https://example.com/%0d%0aSet-Cookie:%20a=b"},
+      {"https://example.com/%0d%0aSet-Cookie:%20a=b",
+       "https://example.com/%0d%0aSet-Cookie:%20a=b"},
       {"http://example.com:8080", "http://example.com:8080/"},
   };
   for (const auto& [input, stored] : accepted) {
@@ -323,23 +324,23 @@ TEST_F(ShortenerAbuseTest, DeleteNeedsTheExactAdminToken) {
             Status::unauthorized);
   EXPECT_EQ(call(Method::get, "/" + code).result(), Status::found) << "the link was deleted";
 
-  EXPECT_EQ(call(Method::delete_, "/api/v1/links/" + code, {},
-                 {{"Authorization", "Bearer " + token}})
-                .result(),
-            Status::no_content);
+  EXPECT_EQ(
+      call(Method::delete_, "/api/v1/links/" + code, {}, {{"Authorization", "Bearer " + token}})
+          .result(),
+      Status::no_content);
   EXPECT_EQ(call(Method::get, "/" + code).result(), Status::gone);
 }
 
 TEST_F(ShortenerAbuseTest, WithoutAnAdminTokenConfiguredNothingCanBeDeleted) {
-  service_ = Service::start({KEEL_SHORTENER_BINARY, "--db", db_.string()},
-                            dir_.path() / "shortener.log");
+  service_ =
+      Service::start({KEEL_SHORTENER_BINARY, "--db", db_.string()}, dir_.path() / "shortener.log");
   const http::Response created = create("https://example.com/keep-me");
   ASSERT_EQ(created.result(), Status::created);
   const std::string code(json_of(created).at("code").as_string());
   for (const char* header : {"Bearer ", "Bearer", "Bearer x"}) {
-    EXPECT_EQ(call(Method::delete_, "/api/v1/links/" + code, {}, {{"Authorization", header}})
-                  .result(),
-              Status::unauthorized)
+    EXPECT_EQ(
+        call(Method::delete_, "/api/v1/links/" + code, {}, {{"Authorization", header}}).result(),
+        Status::unauthorized)
         << header;
   }
   EXPECT_EQ(call(Method::get, "/" + code).result(), Status::found);
@@ -352,12 +353,9 @@ TEST_F(ShortenerAbuseTest, WithoutAnAdminTokenConfiguredNothingCanBeDeleted) {
 TEST_F(ShortenerAbuseTest, InjectionStringsAreDataNotSql) {
   start();
   const std::vector<std::string> injections = {
-      "';DROP%20TABLE%20links;--",
-      "'%20OR%20'1'='1",
-      "1);DELETE%20FROM%20links;--",
-      "x'%7C%7C(SELECT%20url%20FROM%20links%20LIMIT%201)%7C%7C'",
-      "%22%20OR%20%22%22=%22",
-      "')%20UNION%20SELECT%20*%20FROM%20sqlite_master--",
+      "';DROP%20TABLE%20links;--",   "'%20OR%20'1'='1",
+      "1);DELETE%20FROM%20links;--", "x'%7C%7C(SELECT%20url%20FROM%20links%20LIMIT%201)%7C%7C'",
+      "%22%20OR%20%22%22=%22",       "')%20UNION%20SELECT%20*%20FROM%20sqlite_master--",
   };
   std::vector<std::pair<std::string, std::string>> links;  // code, url
   for (std::size_t i = 0; i < injections.size(); ++i) {

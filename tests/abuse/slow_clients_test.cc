@@ -27,9 +27,9 @@
 namespace keel::testing {
 namespace {
 
-using ::testing::HasSubstr;
 using http::Method;
 using http::Status;
+using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
 constexpr int kSlowloris = 40;
@@ -50,7 +50,9 @@ class SlowClientsAgainstBinaries : public ::testing::TestWithParam<std::string> 
     if (GetParam() == "shortener") {
       target_ = {"keel-shortener", {KEEL_SHORTENER_BINARY, "--db", db}, "/", "/api/v1/links"};
     } else {
-      target_ = {"keel-notifier", {KEEL_NOTIFIER_BINARY, "--db", db}, "/api/v1/users/u1/contacts",
+      target_ = {"keel-notifier",
+                 {KEEL_NOTIFIER_BINARY, "--db", db},
+                 "/api/v1/users/u1/contacts",
                  "/api/v1/notifications"};
     }
     service_ = Service::start(target_.argv, dir_.path() / "service.log");
@@ -66,7 +68,8 @@ TEST_P(SlowClientsAgainstBinaries, SlowClientsDoNotBlockOthers) {
   std::vector<std::unique_ptr<RawConnection>> slow;
   for (int i = 0; i < kSlowloris; ++i) {
     slow.push_back(std::make_unique<RawConnection>(service_.port));
-    ASSERT_TRUE(slow.back()->send(fmt::format("GET {} HTTP/1.1\r\nHost: x\r\nX-Slow-{}: ", target_.get, i)));
+    ASSERT_TRUE(slow.back()->send(
+        fmt::format("GET {} HTTP/1.1\r\nHost: x\r\nX-Slow-{}: ", target_.get, i)));
   }
   for (int i = 0; i < kSlowBodies; ++i) {
     slow.push_back(std::make_unique<RawConnection>(service_.port));
@@ -107,17 +110,18 @@ TEST_P(SlowClientsAgainstBinaries, OversizedHeadersGet431AndBodies413) {
   {
     // Many headers, each small, adding up past the limit.
     std::vector<std::pair<std::string, std::string>> headers;
-    for (int i = 0; i < 200; ++i) headers.emplace_back(fmt::format("X-H{}", i), std::string(60, 'v'));
+    for (int i = 0; i < 200; ++i)
+      headers.emplace_back(fmt::format("X-H{}", i), std::string(60, 'v'));
     http::Client client("127.0.0.1", service_.port);
     EXPECT_EQ(client.request(Method::get, target_.get, {}, headers).result(),
               Status::request_header_fields_too_large);
   }
   {
     http::Client client("127.0.0.1", service_.port);
-    const http::Response r =
-        client.request(Method::post, target_.post,
-                       fmt::format(R"({{"url": "https://example.com/{}"}})", std::string(100 * 1024, 'p')),
-                       {{"Content-Type", "application/json"}});
+    const http::Response r = client.request(
+        Method::post, target_.post,
+        fmt::format(R"({{"url": "https://example.com/{}"}})", std::string(100 * 1024, 'p')),
+        {{"Content-Type", "application/json"}});
     EXPECT_EQ(r.result(), Status::payload_too_large) << r.body();
     EXPECT_THAT(r.body(), HasSubstr("body_too_large"));
   }
@@ -154,17 +158,14 @@ class SlowClientCutOff : public ::testing::Test {
  protected:
   void SetUp() override {
     http::Router router;
-    router.add(Method::get, "/ping", [](http::Request&) {
-      return http::text_response(Status::ok, "pong");
-    });
-    router.add(Method::post, "/echo", [](http::Request& r) {
-      return http::text_response(Status::ok, r.body());
-    });
+    router.add(Method::get, "/ping",
+               [](http::Request&) { return http::text_response(Status::ok, "pong"); });
+    router.add(Method::post, "/echo",
+               [](http::Request& r) { return http::text_response(Status::ok, r.body()); });
     server_ = std::make_unique<http::Server>(
-        std::move(router), http::ServerOptions{.threads = 1,
-                                               .idle_timeout = 400ms,
-                                               .header_timeout = 400ms,
-                                               .body_timeout = 400ms});
+        std::move(router),
+        http::ServerOptions{
+            .threads = 1, .idle_timeout = 400ms, .header_timeout = 400ms, .body_timeout = 400ms});
     server_->start();
   }
 
@@ -235,8 +236,9 @@ TEST_F(SlowClientCutOff, ManySlowClientsAreAllCutOff) {
   std::vector<std::unique_ptr<RawConnection>> slow;
   for (int i = 0; i < 50; ++i) {
     slow.push_back(std::make_unique<RawConnection>(server_->port()));
-    ASSERT_TRUE(slow.back()->send(i % 2 == 0 ? "GET /ping HTTP/1.1\r\nHost: x\r\nX-A: "
-                                             : "POST /echo HTTP/1.1\r\nContent-Length: 9\r\n\r\nab"));
+    ASSERT_TRUE(slow.back()->send(i % 2 == 0
+                                      ? "GET /ping HTTP/1.1\r\nHost: x\r\nX-A: "
+                                      : "POST /echo HTTP/1.1\r\nContent-Length: 9\r\n\r\nab"));
   }
   http::Client client("127.0.0.1", server_->port());
   EXPECT_EQ(client.get("/ping").result(), Status::ok);
