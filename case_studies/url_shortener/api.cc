@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <boost/json/value.hpp>
 #include <cstdio>
 #include <ctime>
@@ -36,6 +37,17 @@ Status status_of(const std::string& code) {
 
 }  // namespace
 
+std::string creation_limit_key(const boost::asio::ip::address& client) {
+  if (client.is_v4()) return client.to_string();
+  const boost::asio::ip::address_v6 v6 = client.to_v6();
+  if (v6.is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string();
+  }
+  boost::asio::ip::address_v6::bytes_type bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return fmt::format("{}/64", boost::asio::ip::address_v6(bytes).to_string());
+}
+
 Api::Api(Shortener& shortener, pubsub::EventBus& bus, ClickStats& analytics, ApiOptions options)
     : shortener_(shortener),
       bus_(bus),
@@ -61,7 +73,7 @@ void Api::add_routes(http::Router& router) {
 
 http::Response Api::create(http::Request& request) {
   const ratelimit::Decision decision =
-      create_limiter_.try_acquire(request.client_address.to_string());
+      create_limiter_.try_acquire(creation_limit_key(request.client_address));
   if (!decision.allowed) {
     http::Response response = http::error_response(
         Status::too_many_requests, "rate_limited", "too many links created from this address");

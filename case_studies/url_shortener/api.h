@@ -17,6 +17,7 @@
 // publishes a click (analytics.h) without waiting for it.
 #pragma once
 
+#include <boost/asio/ip/address.hpp>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -69,6 +70,12 @@ class Api {
   const Clock& clock_;
   ratelimit::KeyedRateLimiter create_limiter_;
 };
+
+// The key a client's link creations are counted under: the TCP peer's address (headers such as
+// X-Forwarded-For are not trusted), an IPv4-mapped IPv6 address as its IPv4 address, and an IPv6
+// address by its /64 prefix ("2001:db8:1:2::/64"): one subscriber usually holds a whole /64, and a
+// key per address would give them 2^64 budgets.
+std::string creation_limit_key(const boost::asio::ip::address& client);
 
 // Timestamps in the JSON (created_at, expires_at) are RFC 3339: keel/core/rfc3339.h.
 using keel::format_rfc3339;

@@ -158,6 +158,20 @@ TEST_F(ApiTest, CreationIsRateLimitedPerClientAddress) {
   EXPECT_EQ(post(R"({"url": "https://example.com/x"})").result(), Status::created);
 }
 
+// Found by the abuse review (issue 11): keyed by the full address, an IPv6 client got a budget
+// per address of its /64, i.e. no limit at all.
+TEST(CreationLimitKey, Ipv6ClientsShareTheirSlash64AndMappedIpv4IsIpv4) {
+  const auto key = [](const char* address) {
+    return creation_limit_key(boost::asio::ip::make_address(address));
+  };
+  EXPECT_EQ(key("192.0.2.7"), "192.0.2.7");
+  EXPECT_NE(key("192.0.2.7"), key("192.0.2.8"));
+  EXPECT_EQ(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+  EXPECT_EQ(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), key("2001:db8:1:2::1"));
+  EXPECT_NE(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+  EXPECT_EQ(key("::ffff:192.0.2.7"), "192.0.2.7");
+}
+
 TEST(Rfc3339, ParsesAndFormats) {
   const auto at = parse_rfc3339("2026-12-01T10:00:00Z");
   ASSERT_TRUE(at.has_value());

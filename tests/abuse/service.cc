@@ -1,0 +1,153 @@
+#include "tests/abuse/service.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <system_error>
+
+#include "keel/http/client.h"
+#include "tests/support/free_port.h"
+#include "tests/support/wait.h"
+
+namespace keel::testing {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+Service Service::start(std::vector<std::string> argv, const std::filesystem::path& log) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    Service service;
+    service.port = free_loopback_port();
+    service.log = log;
+    std::vector<std::string> full = argv;
+    full.push_back("--listen");
+    full.push_back(fmt::format("127.0.0.1:{}", service.port));
+    service.process = ChildProcess::spawn(full, log);
+    const bool ready = wait_until(
+        [&] {
+          if (!service.process.running()) return true;  // exited: give up waiting
+          try {
+            http::Client client("127.0.0.1", service.port, 1s);
+            return client.get("/healthz").result() == http::Status::ok;
+          } catch (const std::exception&) {
+            return false;
+          }
+        },
+        30s);
+    if (ready && service.process.running()) return service;
+    const std::string tail = tail_of_file(log);
+    if (tail.find("in use") == std::string::npos) {
+      throw std::runtime_error(fmt::format("{} did not start:\n{}", argv.front(), tail));
+    }
+  }
+  throw std::runtime_error(fmt::format("{}: no free port after 3 tries", argv.front()));
+}
+
+std::string Service::log_text() const {
+  std::ifstream file(log, std::ios::binary);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+http::Response exchange_from(std::string_view source, std::uint16_t port, http::Method method,
+                             std::string_view target, std::string body,
+                             const std::vector<std::pair<std::string, std::string>>& headers) {
+  asio::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.open(tcp::v4());
+  socket.bind(tcp::endpoint(asio::ip::make_address(std::string(source)), 0));
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  http::beast_http::request<http::beast_http::string_body> request(method, target, 11);
+  request.set(http::Field::host, fmt::format("127.0.0.1:{}", port));
+  for (const auto& [name, value] : headers) request.set(name, value);
+  if (!body.empty() && !request.count(http::Field::content_type)) {
+    request.set(http::Field::content_type, "application/json");
+  }
+  request.body() = std::move(body);
+  request.prepare_payload();
+  http::beast_http::write(socket, request);
+  beast::flat_buffer buffer;
+  http::Response response;
+  http::beast_http::read(socket, buffer, response);
+  boost::system::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  return response;
+}
+
+RawConnection::RawConnection(std::uint16_t port) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "socket");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    const int error = errno;
+    ::close(fd_);
+    throw std::system_error(error, std::generic_category(), "connect");
+  }
+}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool RawConnection::send(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+bool RawConnection::closed_within(std::chrono::milliseconds limit, std::string* received) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return false;
+    char chunk[4096];
+    const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n <= 0) return true;  // end of file, or reset
+    if (received != nullptr) received->append(chunk, static_cast<std::size_t>(n));
+  }
+}
+
+std::string RawConnection::read_until_closed(std::chrono::milliseconds limit) {
+  std::string received;
+  if (!closed_within(limit, &received)) {
+    throw std::runtime_error(
+        fmt::format("the server did not close the connection within {} ms "
+                    "(received so far: {})",
+                    limit.count(), received));
+  }
+  return received;
+}
+
+}  // namespace keel::testing
