@@ -32,11 +32,13 @@ class SqliteNotificationStore final : public NotificationStore {
 
   InsertResult insert(const Notification& notification, WallTime key_cutoff) override;
   std::optional<Notification> find(std::string_view id) override;
-  std::vector<Claim> claim(Pool pool, WallTime now, Duration lease, std::size_t max) override;
+  std::vector<Claim> claim(Pool pool, WallTime now, Duration lease, std::size_t max,
+                           int max_attempts) override;
   std::optional<int> begin_send(std::string_view delivery_id, std::string_view lease_token,
                                 WallTime now, Duration lease) override;
-  bool complete(std::string_view delivery_id, std::string_view lease_token,
-                const Completion& completion, WallTime now) override;
+  std::optional<DeliveryStatus> complete(std::string_view delivery_id,
+                                         std::string_view lease_token,
+                                         const Completion& completion, WallTime now) override;
   std::optional<std::vector<std::string>> cancel(std::string_view notification_id,
                                                  WallTime now) override;
   RetryResult retry(std::string_view delivery_id, WallTime now) override;
