@@ -148,5 +148,57 @@ TEST(PostgresStoreTest, LeasesAreMeasuredOnTheDatabaseClockNotTheNodes) {
   EXPECT_EQ(b[0].delivery.id, a[0].delivery.id);
 }
 
+TEST(PostgresStoreTest, ASchemaFromTheFirstReleaseIsMigrated) {
+  const std::string database = fresh_database();
+  const WallTime t0 = SteadyClock().wall_now();
+  {
+    // The tables as the first release created them: global keys, no cancel_requested.
+    postgres::Connection old(database);
+    old.execute(R"sql(
+CREATE TABLE notifications (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, priority INTEGER NOT NULL,
+  category TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL, template TEXT NOT NULL,
+  send_at BIGINT, idempotency_key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  created_at BIGINT NOT NULL);
+CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, notification_id TEXT NOT NULL,
+  created_at BIGINT NOT NULL);
+CREATE TABLE deliveries (seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+  notification_id TEXT NOT NULL REFERENCES notifications (id), channel TEXT NOT NULL,
+  pool INTEGER NOT NULL, priority INTEGER NOT NULL, status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',
+  provider TEXT NOT NULL DEFAULT '', due_at BIGINT NOT NULL, sort_key BIGINT NOT NULL,
+  lease_token TEXT, lease_until BIGINT, updated_at BIGINT NOT NULL);
+)sql");
+    const std::int64_t ms = to_millis(t0);
+    old.execute(
+        "INSERT INTO notifications VALUES ('ntf_old', 'u1', 2, 'billing', 's', 'b', '', NULL, "
+        "'order-1', 'f', $1)",
+        {ms});
+    old.execute(
+        "INSERT INTO deliveries (id, notification_id, channel, pool, priority, status, due_at, "
+        "sort_key, updated_at) VALUES ('dlv_old', 'ntf_old', 'email', 1, 2, 'queued', $1, $1, $1)",
+        {ms});
+    old.execute("INSERT INTO idempotency_keys VALUES ('order-1', 'ntf_old', $1)", {ms});
+  }
+  PostgresNotificationStore store(database, {.connections = 2, .critical_connections = 1});
+  const std::vector<Claim> c = store.claim(Pool::standard, t0, 30s, 10, 5);
+  ASSERT_EQ(c.size(), 1u);
+  ASSERT_EQ(store.begin_send("dlv_old", c[0].lease_token, t0, 30s), 1);
+  store.cancel("ntf_old", t0);
+  EXPECT_EQ(store.complete("dlv_old", c[0].lease_token,
+                           {.status = DeliveryStatus::retrying, .error = "503", .due_at = t0},
+                           t0),
+            DeliveryStatus::cancelled);
+  Notification again = one(Priority::normal, t0);
+  again.idempotency_key = "order-1";
+  EXPECT_EQ(store.insert(again, t0 - 24h).notification.id, "ntf_old")
+      << "the old key belongs to its notification's user";
+  Notification other = one(Priority::normal, t0);
+  other.user_id = "u2";
+  other.idempotency_key = "order-1";
+  EXPECT_TRUE(store.insert(other, t0 - 24h).created);
+  PostgresNotificationStore reopened(database, {.connections = 2, .critical_connections = 1});
+  EXPECT_EQ(reopened.find("ntf_old")->deliveries.at(0).status, DeliveryStatus::cancelled);
+}
+
 }  // namespace
 }  // namespace keel::notifier::testing
