@@ -13,9 +13,9 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
-#include <optional>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -105,12 +105,12 @@ int main(int argc, char** argv) {
       // standard workers and the HTTP threads, sharing the rest) can never take them all.
       const std::size_t critical = config.notifier.critical_workers.threads;
       store = std::make_unique<notifier::PostgresNotificationStore>(
-          postgres, notifier::PostgresStoreOptions{
-                        .connections = critical + std::min<std::size_t>(
-                                                      config.notifier.standard_workers.threads +
-                                                          threads, 16),
-                        .critical_connections = critical,
-                        .rules = config.queue});
+          postgres,
+          notifier::PostgresStoreOptions{
+              .connections = critical + std::min<std::size_t>(
+                                            config.notifier.standard_workers.threads + threads, 16),
+              .critical_connections = critical,
+              .rules = config.queue});
       storage = "PostgreSQL";
 #else
       fmt::print(stderr, "keel-notifier: built without PostgreSQL; use --db\n");

@@ -27,6 +27,10 @@
 //   `failed`;
 //   unavailable (every breaker of the channel open) → `retrying` at the breaker's retry time,
 //   not counted as an attempt.
+// A cancel that lands while a delivery is `sending` cannot stop that attempt: a success is
+// recorded `sent`; an outcome that would try again ends `cancelled` (store.h, cancel_requested).
+// A delivery whose worker is lost mid-send is sent again after its lease, and those lost
+// attempts count towards max_attempts.
 // Every status change is published on the event bus as "notifier.delivery.<status>" (JSON).
 //
 // Time: the pumps and wake-ups run on `scheduler` and read `clock`; with a ManualScheduler (and

@@ -397,8 +397,8 @@ TEST_F(NotifierTest, ACancelDuringAnAttemptThatFailsTransientlyIsNotRetried) {
   EXPECT_EQ(email_->calls().size(), 1u) << "no retry after the cancel";
   EXPECT_EQ(delivery(n).status, DeliveryStatus::cancelled);
   EXPECT_THAT(delivery(n).last_error, HasSubstr("503 Service Unavailable"));
-  EXPECT_THAT(events_, ElementsAre("notifier.delivery.sending email",
-                                   "notifier.delivery.cancelled email"));
+  EXPECT_THAT(events_,
+              ElementsAre("notifier.delivery.sending email", "notifier.delivery.cancelled email"));
   EXPECT_EQ(notifier_->metrics().retried, 0u);
 }
 

@@ -279,13 +279,13 @@ std::vector<Claim> PostgresNotificationStore::claim(Pool pool, WallTime now, Dur
   Impl::Borrowed db(*impl_, pool);
   const std::int64_t now_ms = to_millis(now);
   const Param lease_time = impl_->lease_time(now);
-  db->execute(fmt::format("{} AND pool = $5",
-                          internal::recover_leases_sql(lease_now(1), "$3::int", "$2::text",
-                                                       "$4::text")),
+  db->execute(fmt::format("{} AND pool = $5", internal::recover_leases_sql(lease_now(1), "$3::int",
+                                                                           "$2::text", "$4::text")),
               {lease_time, internal::kLeaseLost, max_attempts, internal::kCancelledLeaseLost,
                static_cast<int>(pool)});
   const std::string token = internal::new_lease_token(pool);
-  const std::int64_t lease_ms = std::chrono::duration_cast<std::chrono::milliseconds>(lease).count();
+  const std::int64_t lease_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(lease).count();
   const postgres::Result rows = db->execute(
       fmt::format("WITH picked AS ("
                   "  SELECT seq FROM deliveries WHERE pool = $1 AND status IN {} AND due_at <= $2 "
@@ -327,15 +327,15 @@ std::optional<int> PostgresNotificationStore::begin_send(std::string_view delive
                                                          std::string_view lease_token,
                                                          WallTime now, Duration lease) {
   Impl::Borrowed db(*impl_, internal::pool_of_token(lease_token));
-  const postgres::Result row = db->execute(
-      fmt::format("UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
-                  "updated_at = $3, lease_until = {0} + $4::bigint "
-                  "WHERE id = $1 AND status = 'claimed' AND lease_token = $2 "
-                  "AND lease_until > {0} RETURNING attempts",
-                  lease_now(5)),
-      {delivery_id, lease_token, to_millis(now),
-       std::chrono::duration_cast<std::chrono::milliseconds>(lease).count(),
-       impl_->lease_time(now)});
+  const postgres::Result row =
+      db->execute(fmt::format("UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
+                              "updated_at = $3, lease_until = {0} + $4::bigint "
+                              "WHERE id = $1 AND status = 'claimed' AND lease_token = $2 "
+                              "AND lease_until > {0} RETURNING attempts",
+                              lease_now(5)),
+                  {delivery_id, lease_token, to_millis(now),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(lease).count(),
+                   impl_->lease_time(now)});
   if (row.empty()) return std::nullopt;
   return static_cast<int>(row[0].as_int64(0));
 }

@@ -55,8 +55,7 @@ class PostgresNotificationStore final : public NotificationStore {
                            int max_attempts) override;
   std::optional<int> begin_send(std::string_view delivery_id, std::string_view lease_token,
                                 WallTime now, Duration lease) override;
-  std::optional<DeliveryStatus> complete(std::string_view delivery_id,
-                                         std::string_view lease_token,
+  std::optional<DeliveryStatus> complete(std::string_view delivery_id, std::string_view lease_token,
                                          const Completion& completion, WallTime now) override;
   std::optional<std::vector<std::string>> cancel(std::string_view notification_id,
                                                  WallTime now) override;

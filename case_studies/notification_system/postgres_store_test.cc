@@ -99,8 +99,8 @@ TEST(PostgresStoreTest, ASaturatedStandardSideCannotBlockACriticalDelivery) {
   postgres::Connection observer(database);
   const bool saturated = keel::testing::wait_until(
       [&] {
-        return observer.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")[0].as_int64(
-                   0) >= 2;
+        return observer.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")[0].as_int64(0) >=
+               2;
       },
       10s);
 
@@ -185,8 +185,7 @@ CREATE TABLE deliveries (seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE,
   ASSERT_EQ(store.begin_send("dlv_old", c[0].lease_token, t0, 30s), 1);
   store.cancel("ntf_old", t0);
   EXPECT_EQ(store.complete("dlv_old", c[0].lease_token,
-                           {.status = DeliveryStatus::retrying, .error = "503", .due_at = t0},
-                           t0),
+                           {.status = DeliveryStatus::retrying, .error = "503", .due_at = t0}, t0),
             DeliveryStatus::cancelled);
   Notification again = one(Priority::normal, t0);
   again.idempotency_key = "order-1";

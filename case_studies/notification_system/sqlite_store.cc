@@ -271,10 +271,10 @@ InsertResult SqliteNotificationStore::insert(const Notification& n, WallTime key
   sqlite::Database& db = impl_->writer.db;
   sqlite::Transaction tx = db.transaction();
   {
-    Cached purge = impl_->writer.prepare(fmt::format(
-        "DELETE FROM user_idempotency_keys WHERE rowid IN (SELECT rowid FROM "
-        "user_idempotency_keys WHERE created_at < ?1 ORDER BY created_at LIMIT {})",
-        internal::kKeyPurgeBatch));
+    Cached purge = impl_->writer.prepare(
+        fmt::format("DELETE FROM user_idempotency_keys WHERE rowid IN (SELECT rowid FROM "
+                    "user_idempotency_keys WHERE created_at < ?1 ORDER BY created_at LIMIT {})",
+                    internal::kKeyPurgeBatch));
     purge->bind_int64(1, to_millis(key_cutoff));
     purge->step();
   }
@@ -411,8 +411,7 @@ std::optional<int> SqliteNotificationStore::begin_send(std::string_view delivery
 
 std::optional<DeliveryStatus> SqliteNotificationStore::complete(std::string_view delivery_id,
                                                                 std::string_view lease_token,
-                                                                const Completion& c,
-                                                                WallTime now) {
+                                                                const Completion& c, WallTime now) {
   std::lock_guard lock(impl_->writer.mu);
   Cached update = impl_->writer.prepare(fmt::format(
       "UPDATE deliveries SET {}, provider = ?5, due_at = ?6, "
@@ -460,7 +459,8 @@ RetryResult SqliteNotificationStore::retry(std::string_view delivery_id, WallTim
   const std::int64_t now_ms = to_millis(now);
   Cached update = impl_->writer.prepare(
       "UPDATE deliveries SET status = 'queued', attempts = 0, cancel_requested = 0, "
-      "lease_expiries = 0, due_at = ?2, sort_key = ?2 + priority * ?3, last_error = 'retried by hand after: ' || last_error, "
+      "lease_expiries = 0, due_at = ?2, sort_key = ?2 + priority * ?3, last_error = 'retried by "
+      "hand after: ' || last_error, "
       "updated_at = ?2 WHERE id = ?1 AND status = 'failed'");
   update->bind_text(1, delivery_id).bind_int64(2, now_ms).bind_int64(3, impl_->aging);
   update->step();

@@ -25,8 +25,9 @@ struct SqliteStoreOptions {
 
 class SqliteNotificationStore final : public NotificationStore {
  public:
-  // Opens (creating tables when missing) the database at `path` (":memory:" for tests).
-  // Throws keel::sqlite::Error when it cannot.
+  // Opens (creating tables when missing) the database at `path` (":memory:" for tests); a file
+  // of an earlier release gets the columns and tables it lacks, its idempotency keys scoped per
+  // user, in one transaction. Throws keel::sqlite::Error when it cannot.
   explicit SqliteNotificationStore(const std::string& path, SqliteStoreOptions options = {});
   ~SqliteNotificationStore() override;
 
@@ -36,8 +37,7 @@ class SqliteNotificationStore final : public NotificationStore {
                            int max_attempts) override;
   std::optional<int> begin_send(std::string_view delivery_id, std::string_view lease_token,
                                 WallTime now, Duration lease) override;
-  std::optional<DeliveryStatus> complete(std::string_view delivery_id,
-                                         std::string_view lease_token,
+  std::optional<DeliveryStatus> complete(std::string_view delivery_id, std::string_view lease_token,
                                          const Completion& completion, WallTime now) override;
   std::optional<std::vector<std::string>> cancel(std::string_view notification_id,
                                                  WallTime now) override;

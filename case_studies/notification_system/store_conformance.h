@@ -82,7 +82,8 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreKind> {
   }
   std::vector<std::string> claimed_ids(Pool pool, WallTime now, std::size_t max = 100) {
     std::vector<std::string> ids;
-    for (const Claim& c : store_->claim(pool, now, kLease, max, kMaxAttempts)) ids.push_back(c.notification.id);
+    for (const Claim& c : store_->claim(pool, now, kLease, max, kMaxAttempts))
+      ids.push_back(c.notification.id);
     return ids;
   }
   DeliveryStatus status_of(const std::string& notification_id, std::size_t delivery = 0) {
@@ -164,7 +165,8 @@ TEST_P(StoreConformanceTest, AClaimIsALeaseThatExpires) {
   EXPECT_EQ(store_->next_due(Pool::standard), t0_ + kLease);
 
   // The worker died while sending: after the lease, the delivery is claimed (and sent) again.
-  const std::vector<Claim> second = store_->claim(Pool::standard, t0_ + 30s, kLease, 10, kMaxAttempts);
+  const std::vector<Claim> second =
+      store_->claim(Pool::standard, t0_ + 30s, kLease, 10, kMaxAttempts);
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].delivery.id, first[0].delivery.id);
   EXPECT_THAT(second[0].delivery.last_error, ::testing::HasSubstr("lease expired"));
@@ -187,7 +189,8 @@ TEST_P(StoreConformanceTest, AClaimWhoseLeaseRanOutBeforeTheSendIsNotSentAndTheS
   // The claim waited in a busy worker's queue past its lease: another worker may own it now.
   EXPECT_EQ(store_->begin_send(late[0].delivery.id, late[0].lease_token, t0_ + kLease, kLease),
             std::nullopt);
-  const std::vector<Claim> again = store_->claim(Pool::standard, t0_ + kLease, kLease, 10, kMaxAttempts);
+  const std::vector<Claim> again =
+      store_->claim(Pool::standard, t0_ + kLease, kLease, 10, kMaxAttempts);
   ASSERT_EQ(again.size(), 1u);
   // Sent just before its lease ends, the send renews it: nobody takes it over mid-send.
   const WallTime start = t0_ + kLease + kLease - 1s;
@@ -229,9 +232,9 @@ TEST_P(StoreConformanceTest, ACancelWhileSendingEndsCancelledWhenTheAttemptWould
   EXPECT_EQ(status_of(failing.id), DeliveryStatus::sending);
 
   // The attempt fails transiently: it must not be retried after the cancel.
-  EXPECT_EQ(store_->complete(c[0].delivery.id, c[0].lease_token,
-                             {.status = DeliveryStatus::retrying, .error = "503", .due_at = t0_ + 2s},
-                             t0_ + 2s),
+  EXPECT_EQ(store_->complete(
+                c[0].delivery.id, c[0].lease_token,
+                {.status = DeliveryStatus::retrying, .error = "503", .due_at = t0_ + 2s}, t0_ + 2s),
             DeliveryStatus::cancelled);
   // The other attempt reached the provider: it is sent, and says so.
   EXPECT_EQ(store_->complete(c[1].delivery.id, c[1].lease_token,
@@ -429,7 +432,8 @@ TEST_P(StoreConformanceTest, ConcurrentClaimersNeverShareADelivery) {
   for (std::size_t i = 0; i < stores.size(); ++i) {
     threads.emplace_back([&, i] {
       while (true) {
-        const std::vector<Claim> claims = stores[i]->claim(Pool::standard, t0_, kLease, 7, kMaxAttempts);
+        const std::vector<Claim> claims =
+            stores[i]->claim(Pool::standard, t0_, kLease, 7, kMaxAttempts);
         if (claims.empty()) return;
         for (const Claim& c : claims) taken[i].push_back(c.delivery.id);
       }
