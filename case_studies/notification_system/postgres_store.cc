@@ -298,7 +298,7 @@ std::vector<Claim> PostgresNotificationStore::claim(Pool pool, WallTime now, Dur
                   "WHERE d.seq = picked.seq AND n.id = d.notification_id "
                   "RETURNING {}, {}, COALESCE(c.email, ''), COALESCE(c.phone, ''), "
                   "  COALESCE(c.push_token, ''), COALESCE(c.webhook_url, ''), d.sort_key, d.seq, "
-                  "  p.document",
+                  "  COALESCE(p.document, '')",
                   kPendingStatuses, lease_now(6), kDeliveryColumns, kNotificationColumns),
       {static_cast<int>(pool), now_ms, static_cast<std::int64_t>(max), token, lease_ms,
        lease_time});
@@ -311,8 +311,7 @@ std::vector<Claim> PostgresNotificationStore::claim(Pool pool, WallTime now, Dur
         Claim{read_notification(row, kDeliveryColumnCount), read_delivery(row), token,
               Contacts{row.as_text(contacts_column), row.as_text(contacts_column + 1),
                        row.as_text(contacts_column + 2), row.as_text(contacts_column + 3)},
-              row.is_null(key_column + 2) ? Preferences{}
-                                          : preferences_from_json(row.as_text(key_column + 2))});
+              internal::claimed_preferences(row.as_text(key_column + 2))});
   }
   std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
     return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));

@@ -354,7 +354,8 @@ std::vector<Claim> SqliteNotificationStore::claim(Pool pool, WallTime now, Durat
   impl_->writer.recover_leases(now_ms, max_attempts);
   Cached select = impl_->writer.prepare(fmt::format(
       "SELECT {}, {}, COALESCE(c.email, ''), COALESCE(c.phone, ''), COALESCE(c.push_token, ''), "
-      "COALESCE(c.webhook_url, ''), p.document FROM deliveries d JOIN notifications n ON n.id = "
+      "COALESCE(c.webhook_url, ''), COALESCE(p.document, '') FROM deliveries d JOIN notifications "
+      "n ON n.id = "
       "d.notification_id "
       "LEFT JOIN contacts c ON c.user_id = n.user_id "
       "LEFT JOIN preferences p ON p.user_id = n.user_id "
@@ -370,9 +371,7 @@ std::vector<Claim> SqliteNotificationStore::claim(Pool pool, WallTime now, Durat
         {read_notification(*select, kDeliveryColumnCount), read_delivery(*select), token,
          Contacts{select->column_text(kContacts), select->column_text(kContacts + 1),
                   select->column_text(kContacts + 2), select->column_text(kContacts + 3)},
-         select->column_is_null(kContacts + 4)
-             ? Preferences{}
-             : preferences_from_json(select->column_text(kContacts + 4))});
+         internal::claimed_preferences(select->column_text(kContacts + 4))});
   }
   select->reset();
   const std::int64_t until =

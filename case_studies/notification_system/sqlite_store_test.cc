@@ -91,6 +91,22 @@ TEST(SqliteStoreTest, AFileFromTheFirstReleaseIsMigratedAndKeepsItsDeliveries) {
   EXPECT_TRUE(again.insert(keyed("u2", "order-1", t0 + 1h), t0 - 23h).created);
 }
 
+TEST(SqliteStoreTest, AnUnreadablePreferencesDocumentDoesNotBlockClaims) {
+  keel::testing::TempDir dir{"keel-notifier-bad-prefs"};
+  const std::string path = (dir.path() / "n.db").string();
+  const WallTime t0{std::chrono::seconds(1767225600)};
+  SqliteNotificationStore store(path);
+  for (const char* user : {"u1", "u2"}) {
+    Notification n = keyed(user, "", t0);
+    n.deliveries.push_back({.id = new_delivery_id(), .notification_id = n.id, .due_at = t0});
+    ASSERT_TRUE(store.insert(n, t0 - 24h).created);
+  }
+  sqlite::Database file(path);
+  file.execute("INSERT INTO preferences (user_id, document) VALUES ('u1', 'not json')");
+  EXPECT_EQ(store.claim(Pool::standard, t0, 30s, 10, 5).size(), 2u)
+      << "one user's broken document must not stop the pool";
+}
+
 TEST(SqliteStoreTest, ExpiredIdempotencyKeysArePurgedAFewAtATime) {
   keel::testing::TempDir dir{"keel-notifier-purge"};
   const std::string path = (dir.path() / "n.db").string();

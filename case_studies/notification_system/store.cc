@@ -5,6 +5,7 @@
 #include <random>
 
 #include "case_studies/notification_system/store_internal.h"
+#include "keel/core/internal/log.h"
 
 namespace keel::notifier {
 
@@ -18,6 +19,17 @@ std::int64_t sort_key(Priority priority, WallTime due_at, const QueueRules& rule
 }
 
 namespace internal {
+
+Preferences claimed_preferences(std::string_view document) {
+  if (document.empty()) return {};
+  try {
+    return preferences_from_json(document);
+  } catch (const std::exception& e) {
+    keel::internal::logger().warn("notifier: unreadable preferences document ignored: {}",
+                                  e.what());
+    return {};
+  }
+}
 
 DeliveryStatus status_from_text(std::string_view text) {
   if (text == "claimed") return DeliveryStatus::queued;

@@ -33,6 +33,12 @@ std::string recover_leases_sql(std::string_view now, std::string_view max_attemp
 std::string completion_sql(std::string_view status, std::string_view error,
                            std::string_view prefix);
 
+// A claim's preferences from their stored document. A document that does not parse (written by
+// hand, or by a newer release) must not fail the whole claim — every delivery of the pool would
+// be stuck behind it — so it is logged and read as the defaults: the delivery proceeds as intake
+// decided. An empty document (none stored) is the defaults.
+Preferences claimed_preferences(std::string_view document);
+
 // Stored text to status ("claimed" reads as queued). Throws std::runtime_error for garbage.
 DeliveryStatus status_from_text(std::string_view text);
 Channel channel_from_text(std::string_view text);
