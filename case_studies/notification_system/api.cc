@@ -24,7 +24,11 @@ http::Response not_found(std::string_view what) {
   return http::error_response(Status::not_found, "not_found", fmt::format("no such {}", what));
 }
 
-// "queued" when something can go now, "scheduled" when everything pending waits for later.
+// The contract allows only "queued" or "scheduled" here: "scheduled" when every delivery still
+// pending waits for a later time (send_at, quiet hours), else "queued" — accepted, with nothing
+// held for later. That includes a notification whose every channel was skipped at intake: the
+// deliveries' own statuses (`skipped`, with the reason in last_error) say that nothing will be
+// sent; the overall status never claims more than they do.
 std::string_view overall_status(const Notification& n) {
   bool scheduled = false;
   for (const Delivery& d : n.deliveries) {

@@ -86,6 +86,24 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<http::Client> client_;
 };
 
+TEST_F(ApiTest, ANotificationWhoseEveryChannelIsSkippedSaysSoInItsDeliveries) {
+  put("/api/v1/users/u1/preferences", R"({"channels": {"email": false, "sms": false}})");
+  const http::Response created = post(R"({"user_id": "u1", "channels": ["email", "sms"],
+      "category": "billing", "subject": "Invoice", "body": "Ready"})");
+  ASSERT_EQ(created.result(), Status::accepted) << created.body();
+  const auto body = json(created);
+  EXPECT_EQ(body.at("status").as_string(), "queued") << "the contract: queued or scheduled";
+  const auto& deliveries = body.at("deliveries").as_array();
+  ASSERT_EQ(deliveries.size(), 2u);
+  EXPECT_EQ(deliveries[0].at("status").as_string(), "skipped");
+  EXPECT_EQ(deliveries[0].at("last_error").as_string(), "user opted out of email");
+  EXPECT_EQ(deliveries[1].at("status").as_string(), "skipped");
+  EXPECT_EQ(deliveries[1].at("last_error").as_string(), "user opted out of sms");
+  clock_.advance(1h);
+  EXPECT_TRUE(email_->calls().empty());
+  EXPECT_TRUE(sms_->calls().empty());
+}
+
 TEST_F(ApiTest, AcceptsANotificationAndShowsItsDeliveries) {
   const http::Response created = post(R"({"user_id": "u1", "channels": ["email", "sms"],
       "priority": "high", "category": "billing", "subject": "Invoice", "body": "Ready"})");

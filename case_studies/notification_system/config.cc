@@ -10,6 +10,16 @@ namespace keel::notifier {
 
 namespace {
 
+// The ranges (config.h says why each is where it is).
+constexpr std::int64_t kMaxAttempts = 100;
+constexpr double kMaxDelaySeconds = 86'400;
+constexpr std::int64_t kMaxWorkers = 256;
+constexpr double kMaxRate = 1'000'000;
+constexpr std::int64_t kMaxBurst = 1'000'000;
+constexpr double kMaxAgingSeconds = 86'400;
+constexpr double kMaxLeaseSeconds = 3'600;
+constexpr std::int64_t kMaxPollMillis = 3'600'000;
+
 [[noreturn]] void bad(std::string_view field, std::string_view what) {
   throw std::invalid_argument(fmt::format("config: {} {}", field, what));
 }
@@ -19,7 +29,8 @@ const boost::json::object& object_of(const boost::json::value& value, std::strin
   return value.as_object();
 }
 
-double number_of(const boost::json::value& value, std::string_view field, double min) {
+// A finite number in [min, max]; the error names the key and the range.
+double number_of(const boost::json::value& value, std::string_view field, double min, double max) {
   double number = 0;
   if (value.is_int64()) {
     number = static_cast<double>(value.as_int64());
@@ -28,18 +39,27 @@ double number_of(const boost::json::value& value, std::string_view field, double
   } else if (value.is_double()) {
     number = value.as_double();
   } else {
-    bad(field, "must be a number");
+    bad(field, fmt::format("must be a number from {} to {}", min, max));
   }
-  if (!(number >= min)) bad(field, fmt::format("must be >= {}", min));
+  // !(a <= b) also catches NaN (Boost.JSON does not produce it, but a caller might).
+  if (!(number >= min && number <= max)) {
+    bad(field, fmt::format("must be a number from {} to {}, got {}", min, max, number));
+  }
   return number;
 }
 
-std::int64_t integer_of(const boost::json::value& value, std::string_view field, std::int64_t min) {
-  if (!value.is_int64() && !value.is_uint64())
-    bad(field, fmt::format("must be an integer >= {}", min));
-  const std::int64_t number =
-      value.is_int64() ? value.as_int64() : static_cast<std::int64_t>(value.as_uint64());
-  if (number < min) bad(field, fmt::format("must be an integer >= {}", min));
+// An integer in [min, max]: a fraction (2.5, or 2.0 written as a number with a point), a
+// negative number or one out of range is refused before any narrowing.
+std::int64_t integer_of(const boost::json::value& value, std::string_view field, std::int64_t min,
+                        std::int64_t max) {
+  const std::string range = fmt::format("must be an integer from {} to {}", min, max);
+  if (value.is_uint64()) {
+    // Only above INT64_MAX: always out of range.
+    bad(field, fmt::format("{}, got {}", range, value.as_uint64()));
+  }
+  if (!value.is_int64()) bad(field, range);
+  const std::int64_t number = value.as_int64();
+  if (number < min || number > max) bad(field, fmt::format("{}, got {}", range, number));
   return number;
 }
 
@@ -48,9 +68,11 @@ std::string string_of(const boost::json::value& value, std::string_view field) {
   return std::string(value.as_string());
 }
 
-Duration seconds_of(const boost::json::value& value, std::string_view field, double min) {
+// Seconds in [min, max], as a Duration; the range keeps the conversion from overflowing.
+Duration seconds_of(const boost::json::value& value, std::string_view field, double min,
+                    double max) {
   return std::chrono::duration_cast<Duration>(
-      std::chrono::duration<double>(number_of(value, field, min)));
+      std::chrono::duration<double>(number_of(value, field, min, max)));
 }
 
 Jitter parse_jitter(const std::string& name) {
@@ -64,13 +86,13 @@ void parse_retry(const boost::json::value& value, RetryRules& retry) {
   for (const auto& [key, item] : object_of(value, "retry")) {
     const std::string field = fmt::format("retry.{}", std::string_view(key));
     if (key == "max_attempts") {
-      retry.max_attempts = static_cast<int>(integer_of(item, field, 1));
+      retry.max_attempts = static_cast<int>(integer_of(item, field, 1, kMaxAttempts));
     } else if (key == "initial_seconds") {
-      retry.initial = seconds_of(item, field, 0.001);
+      retry.initial = seconds_of(item, field, 0.001, kMaxDelaySeconds);
     } else if (key == "max_delay_seconds") {
-      retry.max_delay = seconds_of(item, field, 0.001);
+      retry.max_delay = seconds_of(item, field, 0.001, kMaxDelaySeconds);
     } else if (key == "max_retry_after_seconds") {
-      retry.max_retry_after = seconds_of(item, field, 0);
+      retry.max_retry_after = seconds_of(item, field, 0, kMaxDelaySeconds);
     } else if (key == "jitter") {
       retry.jitter = parse_jitter(string_of(item, field));
     } else {
@@ -111,7 +133,7 @@ NotifierConfig parse_config(std::string_view json_text) {
     } else if (key == "workers") {
       for (const auto& [pool, count] : object_of(value, "workers")) {
         const std::string field = fmt::format("workers.{}", std::string_view(pool));
-        const auto threads = static_cast<std::size_t>(integer_of(count, field, 1));
+        const auto threads = static_cast<std::size_t>(integer_of(count, field, 1, kMaxWorkers));
         if (pool == "critical") {
           options.critical_workers.threads = threads;
         } else if (pool == "standard") {
@@ -125,9 +147,9 @@ NotifierConfig parse_config(std::string_view json_text) {
       for (const auto& [name, item] : limit) {
         const std::string field = fmt::format("rate_limit.{}", std::string_view(name));
         if (name == "per_second") {
-          options.user_limit.rate_per_second = number_of(item, field, 0.000001);
+          options.user_limit.rate_per_second = number_of(item, field, 0.001, kMaxRate);
         } else if (name == "burst") {
-          options.user_limit.amount = integer_of(item, field, 1);
+          options.user_limit.amount = integer_of(item, field, 1, kMaxBurst);
         } else if (name == "critical") {
           if (!item.is_bool()) bad(field, "must be true or false");
           options.limit_critical = item.as_bool();
@@ -152,11 +174,12 @@ NotifierConfig parse_config(std::string_view json_text) {
         options.templates[std::string(name)] = std::move(t);
       }
     } else if (key == "aging_seconds") {
-      config.queue.aging_step = seconds_of(value, "aging_seconds", 0.001);
+      config.queue.aging_step = seconds_of(value, "aging_seconds", 0.001, kMaxAgingSeconds);
     } else if (key == "lease_seconds") {
-      options.lease = seconds_of(value, "lease_seconds", 0.001);
+      options.lease = seconds_of(value, "lease_seconds", 0.1, kMaxLeaseSeconds);
     } else if (key == "poll_milliseconds") {
-      options.poll_interval = std::chrono::milliseconds(integer_of(value, "poll_milliseconds", 0));
+      options.poll_interval =
+          std::chrono::milliseconds(integer_of(value, "poll_milliseconds", 0, kMaxPollMillis));
     } else {
       bad(std::string_view(key), "is not a known key");
     }

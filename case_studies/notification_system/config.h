@@ -11,7 +11,21 @@
 //    "aging_seconds": 300, "lease_seconds": 60, "poll_milliseconds": 1000}
 //
 // Every key is optional; an unknown key or a bad value throws std::invalid_argument naming it
-// ("config: retry.max_attempts must be an integer >= 1").
+// and its range ("config: retry.max_attempts must be an integer from 1 to 100, got 0").
+// Integers refuse fractions (2.5 and 2.0 alike); every number is bounded, so no value overflows
+// the conversion to a Duration or narrows into another one:
+//
+//   retry.max_attempts            integer 1..100
+//   retry.initial_seconds         0.001..86400 (one day), <= max_delay_seconds
+//   retry.max_delay_seconds       0.001..86400
+//   retry.max_retry_after_seconds 0..86400 (0: a provider's Retry-After is not waited for
+//                                 beyond our own backoff)
+//   workers.critical / .standard  integer 1..256 threads
+//   rate_limit.per_second         0.001..1000000 deliveries per second per user
+//   rate_limit.burst              integer 1..1000000
+//   aging_seconds                 0.001..86400
+//   lease_seconds                 0.1..3600 (longer than the slowest provider call)
+//   poll_milliseconds             integer 0..3600000 (0: no polling)
 #pragma once
 
 #include <string>

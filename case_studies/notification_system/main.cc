@@ -9,10 +9,13 @@
 #include <signal.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -28,6 +31,30 @@
 #endif
 
 namespace {
+
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+
+// "HOST:PORT" (an IPv6 host in brackets) with a port of 0-65535 and nothing after its digits;
+// nullopt otherwise. The same rules as keel-shortener's --listen.
+std::optional<HostPort> parse_host_port(std::string_view text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string_view digits = text.substr(colon + 1);
+  int port = -1;
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || port < 0 ||
+      port > 65535) {
+    return std::nullopt;
+  }
+  return HostPort{std::string(host), port};
+}
 
 std::atomic<bool> g_stop{false};
 extern "C" void on_signal(int) { g_stop.store(true); }
@@ -53,20 +80,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  const std::size_t colon = listen.rfind(':');
-  int port = -1;
-  if (colon != std::string::npos) {
-    try {
-      port = std::stoi(listen.substr(colon + 1));
-    } catch (const std::exception&) {
-      port = -1;
-    }
-  }
-  if (port < 0 || port > 65535) {
-    fmt::print(stderr, "keel-notifier: --listen must be HOST:PORT, got '{}'\n", listen);
+  const std::optional<HostPort> listen_at = parse_host_port(listen);
+  if (!listen_at) {
+    fmt::print(stderr, "keel-notifier: --listen must be HOST:PORT (port 0-65535), got '{}'\n",
+               listen);
     return 2;
   }
-  const std::string host = listen.substr(0, colon);
+  const std::string host = listen_at->host;
+  const int port = listen_at->port;
 
   try {
     notifier::NotifierConfig config;
@@ -80,8 +101,16 @@ int main(int argc, char** argv) {
     std::string storage;
     if (!postgres.empty()) {
 #ifdef KEEL_NOTIFIER_POSTGRES
+      // One connection reserved per critical worker thread, so that standard work (the
+      // standard workers and the HTTP threads, sharing the rest) can never take them all.
+      const std::size_t critical = config.notifier.critical_workers.threads;
       store = std::make_unique<notifier::PostgresNotificationStore>(
-          postgres, notifier::PostgresStoreOptions{.rules = config.queue});
+          postgres,
+          notifier::PostgresStoreOptions{
+              .connections = critical + std::min<std::size_t>(
+                                            config.notifier.standard_workers.threads + threads, 16),
+              .critical_connections = critical,
+              .rules = config.queue});
       storage = "PostgreSQL";
 #else
       fmt::print(stderr, "keel-notifier: built without PostgreSQL; use --db\n");

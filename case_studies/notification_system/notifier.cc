@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "case_studies/notification_system/preferences.h"
+#include "case_studies/notification_system/store_internal.h"
 #include "keel/core/internal/log.h"
 #include "keel/ratelimit/keyed_rate_limiter.h"
 
@@ -41,6 +42,24 @@ void validate(const NotifierOptions& options) {
 }
 
 std::string describe_time(WallTime at) { return format_time(at); }
+
+// Why the user does not want `channel` for `category` ("" when they do), at intake and again
+// before each attempt (preferences may change while a delivery waits).
+std::string opt_out_reason(const Preferences& preferences, Channel channel,
+                           std::string_view category, bool mandatory) {
+  if (mandatory) return {};
+  if (!preferences.allows_channel(channel)) {
+    return fmt::format("user opted out of {}", to_string(channel));
+  }
+  if (!preferences.allows_category(category)) {
+    return fmt::format("user opted out of category {}", category);
+  }
+  return {};
+}
+
+std::string quiet_hours_reason(const QuietHours& quiet, WallTime end) {
+  return fmt::format("quiet hours ({}) until {}", quiet.time_zone, describe_time(end));
+}
 
 }  // namespace
 
@@ -237,8 +256,7 @@ SubmitResult Notifier::submit(const NotificationRequest& request) {
   if (request.priority != Priority::critical && preferences.quiet_hours) {
     if (const auto end = quiet_hours_end(*preferences.quiet_hours, due)) {
       due = *end;
-      hold_reason = fmt::format("quiet hours ({}) until {}", preferences.quiet_hours->time_zone,
-                                describe_time(due));
+      hold_reason = quiet_hours_reason(*preferences.quiet_hours, due);
     }
   }
   for (const Channel channel : request.channels) {
@@ -248,12 +266,10 @@ SubmitResult Notifier::submit(const NotificationRequest& request) {
     d.channel = channel;
     d.due_at = due;
     d.updated_at = now;
-    if (!mandatory && !preferences.allows_channel(channel)) {
+    if (std::string reason = opt_out_reason(preferences, channel, request.category, mandatory);
+        !reason.empty()) {
       d.status = DeliveryStatus::skipped;
-      d.last_error = fmt::format("user opted out of {}", to_string(channel));
-    } else if (!mandatory && !preferences.allows_category(request.category)) {
-      d.status = DeliveryStatus::skipped;
-      d.last_error = fmt::format("user opted out of category {}", request.category);
+      d.last_error = std::move(reason);
     } else if (contact_for(contacts, channel).empty()) {
       d.status = DeliveryStatus::skipped;
       d.last_error = fmt::format("no {} for user {}", contact_name(channel), request.user_id);
@@ -360,7 +376,7 @@ void Notifier::pump(WorkerPool& pool) {
   std::vector<Claim> claims;
   std::optional<WallTime> next;
   try {
-    claims = store_.claim(pool.kind, now, options_.lease, slots);
+    claims = store_.claim(pool.kind, now, options_.lease, slots, options_.retry.max_attempts);
     if (claims.size() < slots) next = store_.next_due(pool.kind);
   } catch (const std::exception& e) {
     // The store is unreachable: look again in a second (or at the next poll), whatever is due.
@@ -418,6 +434,7 @@ bool Notifier::hold_for_rate_limit(WorkerPool& pool, const Claim& claim) {
   if (store_.complete(claim.delivery.id, claim.lease_token,
                       {.status = DeliveryStatus::scheduled, .error = reason, .due_at = until},
                       now)) {
+    // Only a claim (never a cancel-requested send) is given back here: it stays scheduled.
     state_->rate_limited.fetch_add(1);
     publish(claim, DeliveryStatus::scheduled, claim.delivery.attempts, reason);
   }
@@ -425,7 +442,37 @@ bool Notifier::hold_for_rate_limit(WorkerPool& pool, const Claim& claim) {
   return true;
 }
 
+bool Notifier::apply_preferences(WorkerPool& pool, const Claim& claim) {
+  const Notification& n = claim.notification;
+  const WallTime now = state_->clock.wall_now();
+  Completion held;
+  std::string reason = opt_out_reason(claim.preferences, claim.delivery.channel, n.category,
+                                      options_.mandatory_categories.contains(n.category));
+  if (!reason.empty()) {
+    held = {.status = DeliveryStatus::skipped,
+            .error = std::move(reason),
+            .due_at = claim.delivery.due_at};
+  } else if (n.priority != Priority::critical && claim.preferences.quiet_hours) {
+    const std::optional<WallTime> end = quiet_hours_end(*claim.preferences.quiet_hours, now);
+    if (!end) return false;
+    held = {.status = DeliveryStatus::scheduled,
+            .error = quiet_hours_reason(*claim.preferences.quiet_hours, *end),
+            .due_at = *end};
+  } else {
+    return false;
+  }
+  // Given back from `claimed` (no attempt was begun): nothing to refund.
+  if (store_.complete(claim.delivery.id, claim.lease_token, held, now)) {
+    if (held.status == DeliveryStatus::skipped) state_->skipped.fetch_add(1);
+    publish(claim, held.status, claim.delivery.attempts, held.error);
+  }
+  if (held.status == DeliveryStatus::scheduled) wake_at(pool, held.due_at);
+  return true;
+}
+
 void Notifier::process(WorkerPool& pool, const Claim& claim) {
+  // Preferences first: a delivery the user no longer wants takes no rate-limit token.
+  if (apply_preferences(pool, claim)) return;
   if (hold_for_rate_limit(pool, claim)) return;
   // The re-check right before sending: a cancel that landed after the claim wins here.
   const std::optional<int> attempt =
@@ -470,11 +517,20 @@ void Notifier::process(WorkerPool& pool, const Claim& claim) {
   const WallTime now = state_->clock.wall_now();
   // A final status keeps the due time it was sent at.
   if (completion.due_at == WallTime{}) completion.due_at = claim.delivery.due_at;
-  if (!store_.complete(claim.delivery.id, claim.lease_token, completion, now)) {
+  const std::optional<DeliveryStatus> recorded =
+      store_.complete(claim.delivery.id, claim.lease_token, completion, now);
+  if (!recorded) {
     state_->lease_lost.fetch_add(1);
     return;
   }
   const int attempts = completion.refund_attempt ? *attempt - 1 : *attempt;
+  if (*recorded == DeliveryStatus::cancelled) {
+    // Cancelled while this attempt ran, and the attempt did not send it: not tried again.
+    state_->cancel_won.fetch_add(1);
+    publish(claim, DeliveryStatus::cancelled, attempts,
+            fmt::format("{}{}", internal::kCancelledWhileSending, completion.error));
+    return;
+  }
   switch (completion.status) {
     case DeliveryStatus::sent: {
       state_->sent.fetch_add(1);
@@ -534,16 +590,19 @@ Completion Notifier::decide(const DispatchResult& result, const Claim& claim, in
             .provider = result.provider};
   }
   Duration delay{};
+  Backoff backoff({.initial = rules.initial,
+                   .multiplier = 2.0,
+                   .max_delay = rules.max_delay,
+                   .max_attempts = 0,
+                   .jitter = rules.jitter},
+                  options_.random);
+  for (int i = 0; i < attempt; ++i) delay = *backoff.next();
   if (result.send.retry_after) {
-    delay = std::min<Duration>(*result.send.retry_after, rules.max_retry_after);
-  } else {
-    Backoff backoff({.initial = rules.initial,
-                     .multiplier = 2.0,
-                     .max_delay = rules.max_delay,
-                     .max_attempts = 0,
-                     .jitter = rules.jitter},
-                    options_.random);
-    for (int i = 0; i < attempt; ++i) delay = *backoff.next();
+    // The provider's Retry-After is a floor, never a reason to come back sooner than our own
+    // backoff (a "Retry-After: 0" storm would otherwise bypass it); capped so that one answer
+    // cannot park a delivery for days.
+    delay = std::max<Duration>(delay,
+                               std::min<Duration>(*result.send.retry_after, rules.max_retry_after));
   }
   const WallTime due = now + std::chrono::duration_cast<WallTime::duration>(delay);
   return {.status = DeliveryStatus::retrying,

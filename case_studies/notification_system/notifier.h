@@ -16,14 +16,21 @@
 //
 // Workers: one pool per priority class (critical, standard), each with its own executor and
 // capacity, so critical deliveries never wait behind a standard backlog. A worker claims a
-// delivery (a lease), applies the per-user rate limit (over the limit → back to `scheduled`
+// delivery (a lease), checks the user's preferences again as they are now (opted out since →
+// `skipped` with the reason; inside quiet hours → `scheduled` until they end, non-critical
+// only), applies the per-user rate limit (over the limit → back to `scheduled`
 // until the limiter allows it; not an attempt), re-checks in the store that it was not
 // cancelled (begin_send), then calls Dispatcher::send:
 //   sent → `sent`; permanent → `failed` (dead letter);
 //   transient → `retrying` after 2^attempt s (initial 2 s, doubling, jitter, capped), or the
-//   provider's Retry-After; after max_attempts → `failed`;
+//   provider's Retry-After when longer (capped by max_retry_after); after max_attempts →
+//   `failed`;
 //   unavailable (every breaker of the channel open) → `retrying` at the breaker's retry time,
 //   not counted as an attempt.
+// A cancel that lands while a delivery is `sending` cannot stop that attempt: a success is
+// recorded `sent`; an outcome that would try again ends `cancelled` (store.h, cancel_requested).
+// A delivery whose worker is lost mid-send is sent again after its lease, and those lost
+// attempts count towards max_attempts.
 // Every status change is published on the event bus as "notifier.delivery.<status>" (JSON).
 //
 // Time: the pumps and wake-ups run on `scheduler` and read `clock`; with a ManualScheduler (and
@@ -62,7 +69,8 @@ struct RetryRules {
   Duration max_delay = std::chrono::minutes(10);
   // Spread of each wait (keel/core/backoff.h). Default: equal (between half and all of it).
   Jitter jitter = Jitter::equal;
-  // Cap on a provider's Retry-After. Default: 1 hour.
+  // Cap on a provider's Retry-After. The wait after a transient failure is the larger of the
+  // backoff and the provider's Retry-After (capped by this). Default: 1 hour.
   Duration max_retry_after = std::chrono::hours(1);
 };
 
@@ -131,7 +139,8 @@ struct NotifierMetrics {
   std::uint64_t unavailable = 0;   // waits for an open breaker
   std::uint64_t skipped = 0;       // skipped at intake or at send time
   std::uint64_t rate_limited = 0;  // held by the per-user limit
-  std::uint64_t cancel_won = 0;    // claimed, then found cancelled by the re-check
+  std::uint64_t cancel_won = 0;    // found cancelled by the re-check, or cancelled mid-send
+                                   // and not sent (not retried)
   std::uint64_t lease_lost = 0;    // a result not recorded because another worker took over
 };
 
@@ -172,6 +181,7 @@ class Notifier {
   void pump(WorkerPool& pool);
   void wake_at(WorkerPool& pool, WallTime at);
   void process(WorkerPool& pool, const Claim& claim);
+  bool apply_preferences(WorkerPool& pool, const Claim& claim);
   bool hold_for_rate_limit(WorkerPool& pool, const Claim& claim);
   Completion decide(const DispatchResult& result, const Claim& claim, int attempt, WallTime now);
   void publish(const Claim& claim, DeliveryStatus status, int attempts, const std::string& error);

@@ -204,6 +204,20 @@ TEST_F(NotifierTest, RetryAfterFromTheProviderIsHonoured) {
   EXPECT_EQ(delivery(n).status, DeliveryStatus::sent);
 }
 
+TEST_F(NotifierTest, ARetryAfterShorterThanTheBackoffDoesNotShortenIt) {
+  SendResult impatient = ScriptedProvider::transient("503 Service Unavailable");
+  impatient.retry_after = 0s;
+  SendResult long_wait = ScriptedProvider::transient("429 Too Many Requests");
+  long_wait.retry_after = 3h;
+  push_->script({impatient, long_wait});
+  start();
+  const WallTime t0 = clock_.wall_now();
+  submit(request({Channel::push}));
+  clock_.advance(2h);
+  // Attempt 1: Retry-After 0 < backoff 2 s → 2 s. Attempt 2: Retry-After 3 h, capped at 1 h.
+  EXPECT_THAT(call_times(*push_, t0), ElementsAre(0.0, 2.0, 3602.0));
+}
+
 TEST_F(NotifierTest, PermanentErrorsAreDeadLettersThatCanBeRetriedByHand) {
   email_->script({ScriptedProvider::permanent("550 no such mailbox")});
   start();
@@ -287,6 +301,38 @@ TEST_F(NotifierTest, QuietHoursHoldNonCriticalDeliveriesUntilTheyEnd) {
   EXPECT_EQ(delivery(normal).status, DeliveryStatus::sent);
 }
 
+TEST_F(NotifierTest, AnOptOutAfterIntakeSkipsTheRetry) {
+  sms_->script({ScriptedProvider::transient("503")});
+  start();
+  const Notification n = submit(request({Channel::sms}, Priority::normal, "u2"));
+  clock_.advance(0s);
+  ASSERT_EQ(delivery(n).status, DeliveryStatus::retrying);
+  store_.update_preferences("u2", [](Preferences& p) { p.channels["sms"] = false; });
+  clock_.advance(1min);
+  EXPECT_EQ(sms_->calls().size(), 1u) << "retried after the user opted out";
+  EXPECT_EQ(delivery(n).status, DeliveryStatus::skipped);
+  EXPECT_EQ(delivery(n).last_error, "user opted out of sms");
+  EXPECT_EQ(delivery(n).attempts, 1);
+}
+
+TEST_F(NotifierTest, QuietHoursSetAfterIntakeHoldAScheduledDeliveryUntilTheyEnd) {
+  start();
+  NotificationRequest r = request({Channel::email}, Priority::normal, "u3");
+  r.send_at = clock_.wall_now() + 1h;  // 02:00 in Paris
+  const Notification n = submit(r);
+  store_.update_preferences("u3", [](Preferences& p) {
+    p.quiet_hours =
+        QuietHours{.start_minute = 22 * 60, .end_minute = 7 * 60, .time_zone = "Europe/Paris"};
+  });
+  clock_.advance(1h);
+  EXPECT_TRUE(email_->calls().empty()) << "sent inside quiet hours set after intake";
+  EXPECT_EQ(delivery(n).status, DeliveryStatus::scheduled);
+  EXPECT_EQ(delivery(n).last_error, "quiet hours (Europe/Paris) until 2026-01-01T06:00:00Z");
+  clock_.advance(5h);
+  EXPECT_EQ(email_->calls().size(), 1u);
+  EXPECT_EQ(delivery(n).status, DeliveryStatus::sent);
+}
+
 TEST_F(NotifierTest, TheSameIdempotencyKeyReturnsTheFirstNotificationAndSendsOnce) {
   start();
   NotificationRequest r = request({Channel::email});
@@ -333,6 +379,36 @@ TEST_F(NotifierTest, ACancelAfterTheClaimWinsAtTheRecheckBeforeSending) {
   EXPECT_EQ(delivery(n, 1).status, DeliveryStatus::cancelled);
   EXPECT_TRUE(sms_->calls().empty());
   EXPECT_EQ(notifier_->metrics().cancel_won, 1u);
+}
+
+TEST_F(NotifierTest, ACancelDuringAnAttemptThatFailsTransientlyIsNotRetried) {
+  // The cancel lands while the provider has the message; the provider then fails transiently.
+  // Retrying would send a cancelled notification: the delivery ends cancelled instead.
+  start();
+  Notification n;
+  email_->script({ScriptedProvider::transient("503 Service Unavailable")});
+  email_->on_send([&](const Message&) {
+    const std::optional<CancelResult> cancel = notifier_->cancel(n.id);
+    ASSERT_TRUE(cancel.has_value());
+    EXPECT_TRUE(cancel->cancelled.empty()) << "a delivery in flight is not reported cancelled";
+  });
+  n = submit(request({Channel::email}));
+  clock_.advance(1h);
+  EXPECT_EQ(email_->calls().size(), 1u) << "no retry after the cancel";
+  EXPECT_EQ(delivery(n).status, DeliveryStatus::cancelled);
+  EXPECT_THAT(delivery(n).last_error, HasSubstr("503 Service Unavailable"));
+  EXPECT_THAT(events_,
+              ElementsAre("notifier.delivery.sending email", "notifier.delivery.cancelled email"));
+  EXPECT_EQ(notifier_->metrics().retried, 0u);
+}
+
+TEST_F(NotifierTest, ACancelDuringASuccessfulAttemptIsReportedSent) {
+  start();
+  Notification n;
+  email_->on_send([&](const Message&) { notifier_->cancel(n.id); });
+  n = submit(request({Channel::email}));
+  clock_.advance(0s);
+  EXPECT_EQ(delivery(n).status, DeliveryStatus::sent) << "the provider took it: say so";
 }
 
 TEST_F(NotifierTest, OverTheUserRateLimitDeliveriesAreHeldNotDropped) {
@@ -390,7 +466,7 @@ TEST_F(NotifierTest, ADeliveryLeftSendingByACrashedWorkerIsSentAgainAfterItsLeas
   notifier_->stop();  // intake only: nothing is claimed by this process yet
   const Notification n = submit(request({Channel::email}));
   // Another worker claimed it and died while sending.
-  const std::vector<Claim> dead = store_.claim(Pool::standard, clock_.wall_now(), 30s, 10);
+  const std::vector<Claim> dead = store_.claim(Pool::standard, clock_.wall_now(), 30s, 10, 5);
   ASSERT_EQ(dead.size(), 1u);
   ASSERT_TRUE(store_.begin_send(dead[0].delivery.id, dead[0].lease_token, clock_.wall_now(), 30s));
   start(o);
@@ -400,6 +476,28 @@ TEST_F(NotifierTest, ADeliveryLeftSendingByACrashedWorkerIsSentAgainAfterItsLeas
   ASSERT_EQ(email_->calls().size(), 1u);
   EXPECT_EQ(email_->calls()[0].message.attempt, 2);
   EXPECT_EQ(delivery(n).status, DeliveryStatus::sent);
+}
+
+TEST_F(NotifierTest, ADeliveryThatLosesItsWorkerEveryTimeEndsFailed) {
+  // Workers that crash (or hang past the lease) on this delivery every time: the lost attempts
+  // count towards max_attempts, so it ends in the dead letters instead of looping forever.
+  NotifierOptions o = options();
+  o.lease = 30s;
+  o.retry.max_attempts = 2;
+  start(o);
+  notifier_->stop();
+  const Notification n = submit(request({Channel::email}));
+  for (int lost = 0; lost < 2; ++lost) {
+    const std::vector<Claim> c = store_.claim(Pool::standard, clock_.wall_now(), 30s, 10, 2);
+    ASSERT_EQ(c.size(), 1u);
+    ASSERT_TRUE(store_.begin_send(c[0].delivery.id, c[0].lease_token, clock_.wall_now(), 30s));
+    clock_.advance(30s);
+  }
+  start(o);
+  clock_.advance(1h);
+  EXPECT_TRUE(email_->calls().empty()) << "a third attempt of two was made";
+  EXPECT_EQ(delivery(n).status, DeliveryStatus::failed);
+  EXPECT_THAT(delivery(n).last_error, HasSubstr("the lease expired 2 times"));
 }
 
 TEST_F(NotifierTest, ProvidersThatThrowAreTreatedAsTransient) {

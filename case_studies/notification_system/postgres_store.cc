@@ -34,10 +34,22 @@ CREATE TABLE IF NOT EXISTS notifications (
   idempotency_key TEXT NOT NULL,
   fingerprint TEXT NOT NULL,
   created_at BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-  key TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS user_idempotency_keys (
+  user_id TEXT NOT NULL,
+  key TEXT NOT NULL,
   notification_id TEXT NOT NULL,
-  created_at BIGINT NOT NULL);
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (user_id, key));
+CREATE INDEX IF NOT EXISTS user_idempotency_keys_age ON user_idempotency_keys (created_at);
+DO $$ BEGIN
+  -- The first release kept keys global (one user's key blocked another's): scope them.
+  IF to_regclass('idempotency_keys') IS NOT NULL THEN
+    INSERT INTO user_idempotency_keys (user_id, key, notification_id, created_at)
+      SELECT n.user_id, k.key, k.notification_id, k.created_at FROM idempotency_keys k
+      JOIN notifications n ON n.id = k.notification_id ON CONFLICT DO NOTHING;
+    DROP TABLE idempotency_keys;
+  END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS deliveries (
   seq BIGSERIAL PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
@@ -54,6 +66,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
   lease_token TEXT,
   lease_until BIGINT,
   updated_at BIGINT NOT NULL);
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS cancel_requested INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS lease_expiries INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries (pool, sort_key, seq)
   WHERE status IN ('queued', 'scheduled', 'retrying');
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (pool, due_at)
@@ -109,6 +123,15 @@ Notification read_notification(const Row& row, std::size_t at) {
   return n;
 }
 
+// The time leases are measured in: the caller's `now` when it is given ($n not NULL), else the
+// server's clock at the start of the statement, so that nodes whose clocks disagree agree on
+// when a lease ends.
+std::string lease_now(int parameter) {
+  return fmt::format(
+      "COALESCE(${}::bigint, (extract(epoch FROM statement_timestamp()) * 1000)::bigint)",
+      parameter);
+}
+
 template <class Executor>
 std::optional<Notification> find_with(Executor& db, std::string_view id) {
   const postgres::Result found = db.execute(
@@ -128,32 +151,46 @@ std::optional<Notification> find_with(Executor& db, std::string_view id) {
 struct PostgresNotificationStore::Impl {
   Impl(const std::string& connection_string, PostgresStoreOptions store_options)
       : options(store_options), aging(internal::aging_millis(store_options.rules)) {
-    if (options.connections == 0) {
-      throw std::invalid_argument("PostgresStoreOptions: connections must be >= 1");
+    if (options.critical_connections < 1 || options.critical_connections >= options.connections) {
+      throw std::invalid_argument(fmt::format(
+          "PostgresStoreOptions: critical_connections must be >= 1 and < connections ({}), got {}",
+          options.connections, options.critical_connections));
     }
     for (std::size_t i = 0; i < options.connections; ++i) {
-      idle.push_back(std::make_unique<postgres::Connection>(connection_string));
+      auto& list = i < options.critical_connections ? reserved : shared;
+      list.push_back(std::make_unique<postgres::Connection>(connection_string));
     }
-    postgres::Transaction tx = idle.front()->transaction();
+    postgres::Transaction tx = shared.front()->transaction();
     tx.execute(kSchema);
     tx.commit();
   }
 
-  // A connection borrowed for one call.
+  // The caller's `now` for lease times, or NULL for the server's clock (lease_now()).
+  Param lease_time(WallTime now) const {
+    return options.lease_clock == LeaseClock::caller ? Param(to_millis(now)) : Param(nullptr);
+  }
+
+  // A connection borrowed for one call. Critical work takes a reserved connection when one is
+  // idle, else a shared one; other work only shared ones, so it can never hold them all.
   class Borrowed {
    public:
-    explicit Borrowed(Impl& impl) : impl_(impl) {
+    explicit Borrowed(Impl& impl, Pool lane = Pool::standard) : impl_(impl) {
       std::unique_lock lock(impl_.mu);
-      impl_.available.wait(lock, [&] { return !impl_.idle.empty(); });
-      connection_ = std::move(impl_.idle.back());
-      impl_.idle.pop_back();
+      const bool critical = lane == Pool::critical;
+      impl_.available.wait(
+          lock, [&] { return (critical && !impl_.reserved.empty()) || !impl_.shared.empty(); });
+      from_reserved_ = critical && !impl_.reserved.empty();
+      auto& list = from_reserved_ ? impl_.reserved : impl_.shared;
+      connection_ = std::move(list.back());
+      list.pop_back();
     }
     ~Borrowed() {
       {
         std::lock_guard lock(impl_.mu);
-        impl_.idle.push_back(std::move(connection_));
+        (from_reserved_ ? impl_.reserved : impl_.shared).push_back(std::move(connection_));
       }
-      impl_.available.notify_one();
+      // All: a critical and a standard caller may wait for different lists.
+      impl_.available.notify_all();
     }
     Borrowed(const Borrowed&) = delete;
     Borrowed& operator=(const Borrowed&) = delete;
@@ -162,6 +199,7 @@ struct PostgresNotificationStore::Impl {
 
    private:
     Impl& impl_;
+    bool from_reserved_ = false;
     std::unique_ptr<postgres::Connection> connection_;
   };
 
@@ -169,7 +207,8 @@ struct PostgresNotificationStore::Impl {
   const std::int64_t aging;
   std::mutex mu;
   std::condition_variable available;
-  std::vector<std::unique_ptr<postgres::Connection>> idle;  // GUARDED_BY(mu)
+  std::vector<std::unique_ptr<postgres::Connection>> reserved;  // GUARDED_BY(mu); critical only
+  std::vector<std::unique_ptr<postgres::Connection>> shared;    // GUARDED_BY(mu)
 };
 
 PostgresNotificationStore::PostgresNotificationStore(const std::string& connection_string,
@@ -179,19 +218,27 @@ PostgresNotificationStore::PostgresNotificationStore(const std::string& connecti
 PostgresNotificationStore::~PostgresNotificationStore() = default;
 
 InsertResult PostgresNotificationStore::insert(const Notification& n, WallTime key_cutoff) {
-  Impl::Borrowed db(*impl_);
+  Impl::Borrowed db(*impl_, pool_of(n.priority));
   postgres::Transaction tx = db->transaction();
+  // Rows another insert is purging are skipped, not waited for.
+  tx.execute(fmt::format("DELETE FROM user_idempotency_keys WHERE ctid IN (SELECT ctid FROM "
+                         "user_idempotency_keys WHERE created_at < $1 LIMIT {} FOR UPDATE "
+                         "SKIP LOCKED)",
+                         internal::kKeyPurgeBatch),
+             {to_millis(key_cutoff)});
   if (!n.idempotency_key.empty()) {
-    tx.execute("DELETE FROM idempotency_keys WHERE key = $1 AND created_at < $2",
-               {n.idempotency_key, to_millis(key_cutoff)});
+    tx.execute(
+        "DELETE FROM user_idempotency_keys WHERE user_id = $1 AND key = $2 AND created_at < $3",
+        {n.user_id, n.idempotency_key, to_millis(key_cutoff)});
     // Waits for a concurrent insert of the same key to end; then exactly one of us holds it.
     const postgres::Result claimed = tx.execute(
-        "INSERT INTO idempotency_keys (key, notification_id, created_at) VALUES ($1, $2, $3) "
-        "ON CONFLICT (key) DO NOTHING RETURNING key",
-        {n.idempotency_key, n.id, to_millis(n.created_at)});
+        "INSERT INTO user_idempotency_keys (user_id, key, notification_id, created_at) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO NOTHING RETURNING key",
+        {n.user_id, n.idempotency_key, n.id, to_millis(n.created_at)});
     if (claimed.empty()) {
       const postgres::Result held = tx.execute(
-          "SELECT notification_id FROM idempotency_keys WHERE key = $1", {n.idempotency_key});
+          "SELECT notification_id FROM user_idempotency_keys WHERE user_id = $1 AND key = $2",
+          {n.user_id, n.idempotency_key});
       if (held.empty()) throw std::runtime_error("idempotency key vanished during insert");
       std::optional<Notification> first = find_with(tx, held[0].as_text(0));
       tx.commit();
@@ -226,34 +273,35 @@ std::optional<Notification> PostgresNotificationStore::find(std::string_view id)
 }
 
 std::vector<Claim> PostgresNotificationStore::claim(Pool pool, WallTime now, Duration lease,
-                                                    std::size_t max) {
+                                                    std::size_t max, int max_attempts) {
+  if (max_attempts < 1) throw std::invalid_argument("claim: max_attempts must be >= 1");
   if (max == 0) return {};
-  Impl::Borrowed db(*impl_);
+  Impl::Borrowed db(*impl_, pool);
   const std::int64_t now_ms = to_millis(now);
-  db->execute(
-      fmt::format("UPDATE deliveries SET "
-                  "  last_error = CASE status WHEN 'sending' THEN $2 ELSE last_error END, "
-                  "  status = CASE status WHEN 'sending' THEN 'retrying' ELSE 'queued' END, "
-                  "  lease_token = NULL, lease_until = NULL, updated_at = $1 "
-                  "WHERE status IN {} AND lease_until <= $1 AND pool = $3",
-                  kLeasedStatuses),
-      {now_ms, internal::kLeaseLost, static_cast<int>(pool)});
-  const std::string token = internal::new_lease_token();
-  const std::int64_t until =
-      now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(lease).count();
+  const Param lease_time = impl_->lease_time(now);
+  db->execute(fmt::format("{} AND pool = $5", internal::recover_leases_sql(lease_now(1), "$3::int",
+                                                                           "$2::text", "$4::text")),
+              {lease_time, internal::kLeaseLost, max_attempts, internal::kCancelledLeaseLost,
+               static_cast<int>(pool)});
+  const std::string token = internal::new_lease_token(pool);
+  const std::int64_t lease_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(lease).count();
   const postgres::Result rows = db->execute(
       fmt::format("WITH picked AS ("
                   "  SELECT seq FROM deliveries WHERE pool = $1 AND status IN {} AND due_at <= $2 "
                   "  ORDER BY sort_key, seq LIMIT $3 FOR UPDATE SKIP LOCKED) "
-                  "UPDATE deliveries d SET status = 'claimed', lease_token = $4, lease_until = $5, "
-                  "  updated_at = $2 "
+                  "UPDATE deliveries d SET status = 'claimed', lease_token = $4, "
+                  "  lease_until = {} + $5::bigint, updated_at = $2 "
                   "FROM picked JOIN notifications n ON TRUE "
                   "  LEFT JOIN contacts c ON c.user_id = n.user_id "
+                  "  LEFT JOIN preferences p ON p.user_id = n.user_id "
                   "WHERE d.seq = picked.seq AND n.id = d.notification_id "
                   "RETURNING {}, {}, COALESCE(c.email, ''), COALESCE(c.phone, ''), "
-                  "  COALESCE(c.push_token, ''), COALESCE(c.webhook_url, ''), d.sort_key, d.seq",
-                  kPendingStatuses, kDeliveryColumns, kNotificationColumns),
-      {static_cast<int>(pool), now_ms, static_cast<std::int64_t>(max), token, until});
+                  "  COALESCE(c.push_token, ''), COALESCE(c.webhook_url, ''), d.sort_key, d.seq, "
+                  "  COALESCE(p.document, '')",
+                  kPendingStatuses, lease_now(6), kDeliveryColumns, kNotificationColumns),
+      {static_cast<int>(pool), now_ms, static_cast<std::int64_t>(max), token, lease_ms,
+       lease_time});
   std::vector<std::tuple<std::int64_t, std::int64_t, Claim>> ordered;
   const std::size_t contacts_column = kDeliveryColumnCount + 11;
   const std::size_t key_column = contacts_column + 4;
@@ -262,7 +310,8 @@ std::vector<Claim> PostgresNotificationStore::claim(Pool pool, WallTime now, Dur
         row.as_int64(key_column), row.as_int64(key_column + 1),
         Claim{read_notification(row, kDeliveryColumnCount), read_delivery(row), token,
               Contacts{row.as_text(contacts_column), row.as_text(contacts_column + 1),
-                       row.as_text(contacts_column + 2), row.as_text(contacts_column + 3)}});
+                       row.as_text(contacts_column + 2), row.as_text(contacts_column + 3)},
+              internal::claimed_preferences(row.as_text(key_column + 2))});
   }
   std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
     return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
@@ -276,28 +325,36 @@ std::vector<Claim> PostgresNotificationStore::claim(Pool pool, WallTime now, Dur
 std::optional<int> PostgresNotificationStore::begin_send(std::string_view delivery_id,
                                                          std::string_view lease_token,
                                                          WallTime now, Duration lease) {
-  Impl::Borrowed db(*impl_);
-  const postgres::Result row = db->execute(
-      "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = $3, "
-      "lease_until = $4 WHERE id = $1 AND status = 'claimed' AND lease_token = $2 "
-      "AND lease_until > $3 RETURNING attempts",
-      {delivery_id, lease_token, to_millis(now), to_millis(now + lease)});
+  Impl::Borrowed db(*impl_, internal::pool_of_token(lease_token));
+  const postgres::Result row =
+      db->execute(fmt::format("UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
+                              "updated_at = $3, lease_until = {0} + $4::bigint "
+                              "WHERE id = $1 AND status = 'claimed' AND lease_token = $2 "
+                              "AND lease_until > {0} RETURNING attempts",
+                              lease_now(5)),
+                  {delivery_id, lease_token, to_millis(now),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(lease).count(),
+                   impl_->lease_time(now)});
   if (row.empty()) return std::nullopt;
   return static_cast<int>(row[0].as_int64(0));
 }
 
-bool PostgresNotificationStore::complete(std::string_view delivery_id, std::string_view lease_token,
-                                         const Completion& c, WallTime now) {
-  Impl::Borrowed db(*impl_);
+std::optional<DeliveryStatus> PostgresNotificationStore::complete(std::string_view delivery_id,
+                                                                  std::string_view lease_token,
+                                                                  const Completion& c,
+                                                                  WallTime now) {
+  Impl::Borrowed db(*impl_, internal::pool_of_token(lease_token));
   const postgres::Result result = db->execute(
-      "UPDATE deliveries SET status = $3, last_error = $4, provider = $5, due_at = $6::bigint, "
-      "sort_key = $6::bigint + priority * $7::bigint, attempts = attempts - $8::int, lease_token = "
-      "NULL, "
-      "lease_until = NULL, updated_at = $9 "
-      "WHERE id = $1 AND status IN ('claimed', 'sending') AND lease_token = $2",
+      fmt::format("UPDATE deliveries SET {}, provider = $5, due_at = $6::bigint, "
+                  "sort_key = $6::bigint + priority * $7::bigint, attempts = attempts - $8::int, "
+                  "lease_token = NULL, lease_until = NULL, updated_at = $9 "
+                  "WHERE id = $1 AND status IN ('claimed', 'sending') AND lease_token = $2 "
+                  "RETURNING status",
+                  internal::completion_sql("$3::text", "$4::text", "$10::text")),
       {delivery_id, lease_token, to_string(c.status), c.error, c.provider, to_millis(c.due_at),
-       impl_->aging, c.refund_attempt ? 1 : 0, to_millis(now)});
-  return result.affected_rows() == 1;
+       impl_->aging, c.refund_attempt ? 1 : 0, to_millis(now), internal::kCancelledWhileSending});
+  if (result.empty()) return std::nullopt;
+  return internal::status_from_text(result[0].as_text(0));
 }
 
 std::optional<std::vector<std::string>> PostgresNotificationStore::cancel(
@@ -312,6 +369,10 @@ std::optional<std::vector<std::string>> PostgresNotificationStore::cancel(
       "lease_until = NULL, updated_at = $2 WHERE notification_id = $1 AND status IN "
       "('queued', 'scheduled', 'retrying', 'claimed') RETURNING id",
       {notification_id, to_millis(now)});
+  tx.execute(
+      "UPDATE deliveries SET cancel_requested = 1, updated_at = $2 "
+      "WHERE notification_id = $1 AND status = 'sending'",
+      {notification_id, to_millis(now)});
   tx.commit();
   std::vector<std::string> cancelled;
   for (const Row& row : rows) cancelled.push_back(row.as_text(0));
@@ -321,7 +382,8 @@ std::optional<std::vector<std::string>> PostgresNotificationStore::cancel(
 RetryResult PostgresNotificationStore::retry(std::string_view delivery_id, WallTime now) {
   Impl::Borrowed db(*impl_);
   const postgres::Result result = db->execute(
-      "UPDATE deliveries SET status = 'queued', attempts = 0, due_at = $2::bigint, "
+      "UPDATE deliveries SET status = 'queued', attempts = 0, cancel_requested = 0, "
+      "lease_expiries = 0, due_at = $2::bigint, "
       "sort_key = $2::bigint + priority * $3::bigint, "
       "last_error = 'retried by hand after: ' || last_error, "
       "updated_at = $2::bigint WHERE id = $1 AND status = 'failed'",
@@ -345,7 +407,7 @@ std::vector<Delivery> PostgresNotificationStore::dead_letters(std::size_t limit)
 }
 
 std::optional<WallTime> PostgresNotificationStore::next_due(Pool pool) {
-  Impl::Borrowed db(*impl_);
+  Impl::Borrowed db(*impl_, pool);
   const postgres::Result row = db->execute(
       fmt::format("SELECT LEAST("
                   "  (SELECT MIN(due_at) FROM deliveries WHERE pool = $1 AND status IN {}), "

@@ -232,32 +232,4 @@ boost::json::object to_json(const Contacts& contacts) {
           {"webhook_url", contacts.webhook_url}};
 }
 
-const std::string& contact_for(const Contacts& contacts, Channel channel) noexcept {
-  switch (channel) {
-    case Channel::email:
-      return contacts.email;
-    case Channel::sms:
-      return contacts.phone;
-    case Channel::push:
-      return contacts.push_token;
-    case Channel::webhook:
-      return contacts.webhook_url;
-  }
-  return contacts.email;
-}
-
-std::string_view contact_name(Channel channel) noexcept {
-  switch (channel) {
-    case Channel::email:
-      return "email address";
-    case Channel::sms:
-      return "phone number";
-    case Channel::push:
-      return "push token";
-    case Channel::webhook:
-      return "webhook URL";
-  }
-  return "address";
-}
-
 }  // namespace keel::notifier

@@ -58,9 +58,4 @@ std::optional<WallTime> quiet_hours_end(const QuietHours& quiet, WallTime at);
 void apply_contacts_patch(Contacts& contacts, const boost::json::value& patch);
 boost::json::object to_json(const Contacts& contacts);
 
-// The address of `channel` in `contacts` ("" when unknown).
-const std::string& contact_for(const Contacts& contacts, Channel channel) noexcept;
-// "email address", "phone number", "push token", "webhook URL".
-std::string_view contact_name(Channel channel) noexcept;
-
 }  // namespace keel::notifier

@@ -40,6 +40,11 @@ struct Contacts {
   std::string webhook_url = {};
 };
 
+// The address of `channel` in `contacts` ("" when unknown).
+const std::string& contact_for(const Contacts& contacts, Channel channel) noexcept;
+// "email address", "phone number", "push token", "webhook URL".
+std::string_view contact_name(Channel channel) noexcept;
+
 struct Message {
   std::string notification_id = {};
   std::string delivery_id = {};

@@ -31,10 +31,13 @@ CREATE TABLE IF NOT EXISTS notifications (
   idempotency_key TEXT NOT NULL,
   fingerprint TEXT NOT NULL,
   created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-  key TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS user_idempotency_keys (
+  user_id TEXT NOT NULL,
+  key TEXT NOT NULL,
   notification_id TEXT NOT NULL REFERENCES notifications (id),
-  created_at INTEGER NOT NULL);
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (user_id, key));
+CREATE INDEX IF NOT EXISTS user_idempotency_keys_age ON user_idempotency_keys (created_at);
 CREATE TABLE IF NOT EXISTS deliveries (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   id TEXT NOT NULL UNIQUE,
@@ -50,7 +53,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
   sort_key INTEGER NOT NULL,
   lease_token TEXT,
   lease_until INTEGER,
-  updated_at INTEGER NOT NULL);
+  updated_at INTEGER NOT NULL,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  lease_expiries INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries (pool, sort_key, seq)
   WHERE status IN ('queued', 'scheduled', 'retrying');
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (pool, due_at)
@@ -67,6 +72,39 @@ CREATE TABLE IF NOT EXISTS contacts (
   push_token TEXT NOT NULL,
   webhook_url TEXT NOT NULL);
 )sql";
+
+// Columns added after the first release, with their definitions: a database file created
+// before them gets them on open (ALTER TABLE ... ADD COLUMN, in the schema's transaction).
+constexpr std::pair<std::string_view, std::string_view> kAddedDeliveryColumns[] = {
+    {"cancel_requested", "INTEGER NOT NULL DEFAULT 0"},
+    {"lease_expiries", "INTEGER NOT NULL DEFAULT 0"},
+};
+
+void migrate(sqlite::Database& db) {
+  // The first release kept idempotency keys global (one user's key blocked another's): they
+  // move to the per-user table, scoped to the user of the notification they point to.
+  sqlite::Statement old_keys =
+      db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'idempotency_keys'");
+  const bool has_old_keys = old_keys.step();
+  old_keys.reset();
+  if (has_old_keys) {
+    db.execute(
+        "INSERT OR IGNORE INTO user_idempotency_keys (user_id, key, notification_id, created_at) "
+        "SELECT n.user_id, k.key, k.notification_id, k.created_at FROM idempotency_keys k "
+        "JOIN notifications n ON n.id = k.notification_id; "
+        "DROP TABLE idempotency_keys");
+  }
+  for (const auto& [name, definition] : kAddedDeliveryColumns) {
+    sqlite::Statement has =
+        db.prepare("SELECT 1 FROM pragma_table_info('deliveries') WHERE name = ?1");
+    has.bind_text(1, name);
+    const bool present = has.step();
+    has.reset();  // no read open on the table while it is altered
+    if (!present) {
+      db.execute(fmt::format("ALTER TABLE deliveries ADD COLUMN {} {}", name, definition));
+    }
+  }
+}
 
 constexpr std::string_view kDeliveryColumns =
     "d.id, d.notification_id, d.channel, d.status, d.attempts, d.last_error, d.due_at, "
@@ -184,15 +222,10 @@ struct Connection {
     return n;
   }
 
-  void recover_leases(std::int64_t now) {
-    Cached recover = prepare(
-        fmt::format("UPDATE deliveries SET "
-                    "  last_error = CASE status WHEN 'sending' THEN ?2 ELSE last_error END, "
-                    "  status = CASE status WHEN 'sending' THEN 'retrying' ELSE 'queued' END, "
-                    "  lease_token = NULL, lease_until = NULL, updated_at = ?1 "
-                    "WHERE status IN {} AND lease_until <= ?1",
-                    kLeasedStatuses));
-    recover->bind_int64(1, now).bind_text(2, internal::kLeaseLost);
+  void recover_leases(std::int64_t now, int max_attempts) {
+    Cached recover = prepare(internal::recover_leases_sql("?1", "?3", "?2", "?4"));
+    recover->bind_int64(1, now).bind_text(2, internal::kLeaseLost).bind_int64(3, max_attempts);
+    recover->bind_text(4, internal::kCancelledLeaseLost);
     recover->step();
   }
 
@@ -210,7 +243,12 @@ struct SqliteNotificationStore::Impl {
       : rules(options.rules),
         aging(internal::aging_millis(options.rules)),
         writer(path, options.sync_every_commit) {
-    writer.db.execute(kSchema);
+    {
+      sqlite::Transaction tx = writer.db.transaction();
+      writer.db.execute(kSchema);
+      migrate(writer.db);
+      tx.commit();
+    }
     const bool in_memory = path == ":memory:" || path.empty() || path.starts_with("file::memory:");
     if (!in_memory) extra_reader = std::make_unique<Connection>(path, options.sync_every_commit);
   }
@@ -232,14 +270,23 @@ InsertResult SqliteNotificationStore::insert(const Notification& n, WallTime key
   std::lock_guard lock(impl_->writer.mu);
   sqlite::Database& db = impl_->writer.db;
   sqlite::Transaction tx = db.transaction();
+  {
+    Cached purge = impl_->writer.prepare(
+        fmt::format("DELETE FROM user_idempotency_keys WHERE rowid IN (SELECT rowid FROM "
+                    "user_idempotency_keys WHERE created_at < ?1 ORDER BY created_at LIMIT {})",
+                    internal::kKeyPurgeBatch));
+    purge->bind_int64(1, to_millis(key_cutoff));
+    purge->step();
+  }
   if (!n.idempotency_key.empty()) {
-    Cached forget =
-        impl_->writer.prepare("DELETE FROM idempotency_keys WHERE key = ?1 AND created_at < ?2");
-    forget->bind_text(1, n.idempotency_key).bind_int64(2, to_millis(key_cutoff));
+    Cached forget = impl_->writer.prepare(
+        "DELETE FROM user_idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at < ?3");
+    forget->bind_text(1, n.user_id).bind_text(2, n.idempotency_key);
+    forget->bind_int64(3, to_millis(key_cutoff));
     forget->step();
-    Cached held =
-        impl_->writer.prepare("SELECT notification_id FROM idempotency_keys WHERE key = ?1");
-    held->bind_text(1, n.idempotency_key);
+    Cached held = impl_->writer.prepare(
+        "SELECT notification_id FROM user_idempotency_keys WHERE user_id = ?1 AND key = ?2");
+    held->bind_text(1, n.user_id).bind_text(2, n.idempotency_key);
     if (held->step()) {
       const std::string id = held->column_text(0);
       held->reset();
@@ -281,8 +328,10 @@ InsertResult SqliteNotificationStore::insert(const Notification& n, WallTime key
   }
   if (!n.idempotency_key.empty()) {
     Cached key = impl_->writer.prepare(
-        "INSERT INTO idempotency_keys (key, notification_id, created_at) VALUES (?1, ?2, ?3)");
-    key->bind_text(1, n.idempotency_key).bind_text(2, n.id).bind_int64(3, to_millis(n.created_at));
+        "INSERT INTO user_idempotency_keys (user_id, key, notification_id, created_at) "
+        "VALUES (?1, ?2, ?3, ?4)");
+    key->bind_text(1, n.user_id).bind_text(2, n.idempotency_key).bind_text(3, n.id);
+    key->bind_int64(4, to_millis(n.created_at));
     key->step();
   }
   tx.commit();
@@ -295,30 +344,34 @@ std::optional<Notification> SqliteNotificationStore::find(std::string_view id) {
 }
 
 std::vector<Claim> SqliteNotificationStore::claim(Pool pool, WallTime now, Duration lease,
-                                                  std::size_t max) {
+                                                  std::size_t max, int max_attempts) {
+  if (max_attempts < 1) throw std::invalid_argument("claim: max_attempts must be >= 1");
   if (max == 0) return {};
   std::lock_guard lock(impl_->writer.mu);
   sqlite::Database& db = impl_->writer.db;
   const std::int64_t now_ms = to_millis(now);
   sqlite::Transaction tx = db.transaction();
-  impl_->writer.recover_leases(now_ms);
+  impl_->writer.recover_leases(now_ms, max_attempts);
   Cached select = impl_->writer.prepare(fmt::format(
       "SELECT {}, {}, COALESCE(c.email, ''), COALESCE(c.phone, ''), COALESCE(c.push_token, ''), "
-      "COALESCE(c.webhook_url, '') FROM deliveries d JOIN notifications n ON n.id = "
+      "COALESCE(c.webhook_url, ''), COALESCE(p.document, '') FROM deliveries d JOIN notifications "
+      "n ON n.id = "
       "d.notification_id "
       "LEFT JOIN contacts c ON c.user_id = n.user_id "
+      "LEFT JOIN preferences p ON p.user_id = n.user_id "
       "WHERE d.pool = ?1 AND d.status IN {} AND d.due_at <= ?2 ORDER BY d.sort_key, d.seq LIMIT ?3",
       kDeliveryColumns, kNotificationColumns, kPendingStatuses));
   select->bind_int64(1, static_cast<int>(pool)).bind_int64(2, now_ms);
   select->bind_int64(3, static_cast<std::int64_t>(max));
   std::vector<Claim> claims;
-  const std::string token = internal::new_lease_token();
+  const std::string token = internal::new_lease_token(pool);
   while (select->step()) {
     constexpr int kContacts = kDeliveryColumnCount + 11;
     claims.push_back(
         {read_notification(*select, kDeliveryColumnCount), read_delivery(*select), token,
          Contacts{select->column_text(kContacts), select->column_text(kContacts + 1),
-                  select->column_text(kContacts + 2), select->column_text(kContacts + 3)}});
+                  select->column_text(kContacts + 2), select->column_text(kContacts + 3)},
+         internal::claimed_preferences(select->column_text(kContacts + 4))});
   }
   select->reset();
   const std::int64_t until =
@@ -355,20 +408,22 @@ std::optional<int> SqliteNotificationStore::begin_send(std::string_view delivery
   return attempt;
 }
 
-bool SqliteNotificationStore::complete(std::string_view delivery_id, std::string_view lease_token,
-                                       const Completion& c, WallTime now) {
+std::optional<DeliveryStatus> SqliteNotificationStore::complete(std::string_view delivery_id,
+                                                                std::string_view lease_token,
+                                                                const Completion& c, WallTime now) {
   std::lock_guard lock(impl_->writer.mu);
-  Cached update = impl_->writer.prepare(
-      "UPDATE deliveries SET status = ?3, last_error = ?4, provider = ?5, due_at = ?6, "
+  Cached update = impl_->writer.prepare(fmt::format(
+      "UPDATE deliveries SET {}, provider = ?5, due_at = ?6, "
       "sort_key = ?6 + priority * ?7, attempts = attempts - ?8, lease_token = NULL, "
       "lease_until = NULL, updated_at = ?9 "
-      "WHERE id = ?1 AND status IN ('claimed', 'sending') AND lease_token = ?2");
+      "WHERE id = ?1 AND status IN ('claimed', 'sending') AND lease_token = ?2 RETURNING status",
+      internal::completion_sql("?3", "?4", "?10")));
   update->bind_text(1, delivery_id).bind_text(2, lease_token).bind_text(3, to_string(c.status));
   update->bind_text(4, c.error).bind_text(5, c.provider).bind_int64(6, to_millis(c.due_at));
   update->bind_int64(7, impl_->aging).bind_int64(8, c.refund_attempt ? 1 : 0);
-  update->bind_int64(9, to_millis(now));
-  update->step();
-  return impl_->writer.db.changes() == 1;
+  update->bind_int64(9, to_millis(now)).bind_text(10, internal::kCancelledWhileSending);
+  if (!update->step()) return std::nullopt;
+  return internal::status_from_text(update->column_text(0));
 }
 
 std::optional<std::vector<std::string>> SqliteNotificationStore::cancel(
@@ -388,6 +443,11 @@ std::optional<std::vector<std::string>> SqliteNotificationStore::cancel(
   std::vector<std::string> cancelled;
   while (update->step()) cancelled.push_back(update->column_text(0));
   update->reset();
+  Cached request = impl_->writer.prepare(
+      "UPDATE deliveries SET cancel_requested = 1, updated_at = ?2 "
+      "WHERE notification_id = ?1 AND status = 'sending'");
+  request->bind_text(1, notification_id).bind_int64(2, to_millis(now));
+  request->step();
   tx.commit();
   return cancelled;
 }
@@ -397,8 +457,9 @@ RetryResult SqliteNotificationStore::retry(std::string_view delivery_id, WallTim
   sqlite::Database& db = impl_->writer.db;
   const std::int64_t now_ms = to_millis(now);
   Cached update = impl_->writer.prepare(
-      "UPDATE deliveries SET status = 'queued', attempts = 0, due_at = ?2, "
-      "sort_key = ?2 + priority * ?3, last_error = 'retried by hand after: ' || last_error, "
+      "UPDATE deliveries SET status = 'queued', attempts = 0, cancel_requested = 0, "
+      "lease_expiries = 0, due_at = ?2, sort_key = ?2 + priority * ?3, last_error = 'retried by "
+      "hand after: ' || last_error, "
       "updated_at = ?2 WHERE id = ?1 AND status = 'failed'");
   update->bind_text(1, delivery_id).bind_int64(2, now_ms).bind_int64(3, impl_->aging);
   update->step();

@@ -25,18 +25,20 @@ struct SqliteStoreOptions {
 
 class SqliteNotificationStore final : public NotificationStore {
  public:
-  // Opens (creating tables when missing) the database at `path` (":memory:" for tests).
-  // Throws keel::sqlite::Error when it cannot.
+  // Opens (creating tables when missing) the database at `path` (":memory:" for tests); a file
+  // of an earlier release gets the columns and tables it lacks, its idempotency keys scoped per
+  // user, in one transaction. Throws keel::sqlite::Error when it cannot.
   explicit SqliteNotificationStore(const std::string& path, SqliteStoreOptions options = {});
   ~SqliteNotificationStore() override;
 
   InsertResult insert(const Notification& notification, WallTime key_cutoff) override;
   std::optional<Notification> find(std::string_view id) override;
-  std::vector<Claim> claim(Pool pool, WallTime now, Duration lease, std::size_t max) override;
+  std::vector<Claim> claim(Pool pool, WallTime now, Duration lease, std::size_t max,
+                           int max_attempts) override;
   std::optional<int> begin_send(std::string_view delivery_id, std::string_view lease_token,
                                 WallTime now, Duration lease) override;
-  bool complete(std::string_view delivery_id, std::string_view lease_token,
-                const Completion& completion, WallTime now) override;
+  std::optional<DeliveryStatus> complete(std::string_view delivery_id, std::string_view lease_token,
+                                         const Completion& completion, WallTime now) override;
   std::optional<std::vector<std::string>> cancel(std::string_view notification_id,
                                                  WallTime now) override;
   RetryResult retry(std::string_view delivery_id, WallTime now) override;

@@ -17,8 +17,15 @@
 //   a low waits at most about 2 * aging_step behind a steady stream of fresh high ones.
 // - A claim is a lease (status "claimed", shown as queued): begin_send() is the re-check right
 //   before the provider is called and moves it to "sending" only if it was not cancelled and the
-//   lease still holds. A lease that expires (the worker died) puts the delivery back in the queue:
-//   claimed → queued, sending → retrying (sent again: at-least-once).
+//   lease still holds. A lease that expires (the worker died or hung) puts the delivery back in
+//   the queue: claimed → queued, sending → retrying (sent again: at-least-once) — unless the
+//   delivery has used its attempts (the lost ones count) → failed, or a cancel was requested
+//   while it was sending → cancelled.
+// - A cancel cannot stop a delivery already `sending` (the provider may have it), so it marks it
+//   cancel_requested: the attempt's outcome is recorded as is when final (sent, failed, skipped),
+//   and a delivery that would be tried again (retrying, or held) ends `cancelled` instead.
+// - Lease tokens name the pool of their claim, so that a store with a connection pool serves a
+//   critical claim's begin_send() and complete() from the connections reserved for critical work.
 // - All times are wall-clock milliseconds, so due times survive a restart.
 //
 // Thread safety: every method is safe to call from any number of threads.
@@ -65,7 +72,8 @@ struct Claim {
   Notification notification;  // without deliveries
   Delivery delivery;
   std::string lease_token;
-  Contacts contacts = {};  // the user's contacts when claimed
+  Contacts contacts = {};        // the user's contacts when claimed
+  Preferences preferences = {};  // the user's preferences when claimed
 };
 
 // How an attempt ended (complete()).
@@ -85,17 +93,20 @@ class NotificationStore {
   virtual ~NotificationStore() = default;
 
   // Stores `notification` and its deliveries (ids set by the caller) in one transaction. When
-  // its idempotency key is non-empty and a notification created with that key at or after
-  // `key_cutoff` exists, stores nothing and returns that one with created = false (keys older
-  // than the cutoff are forgotten).
+  // its idempotency key is non-empty and a notification of the same user created with that key
+  // at or after `key_cutoff` exists, stores nothing and returns that one with created = false
+  // (keys are scoped per user; older than the cutoff they are forgotten). Each call also purges
+  // up to 100 keys older than the cutoff, so the keys table holds about one window's worth.
   virtual InsertResult insert(const Notification& notification, WallTime key_cutoff) = 0;
   // With its deliveries (in channel order of the request); nullopt when unknown.
   virtual std::optional<Notification> find(std::string_view id) = 0;
 
   // Claims up to `max` ready deliveries of `pool` in claim order, leased until now + lease;
-  // first returns expired leases to the queue. Two callers never get the same delivery while
-  // its lease holds.
-  virtual std::vector<Claim> claim(Pool pool, WallTime now, Duration lease, std::size_t max) = 0;
+  // first returns expired leases to the queue (see above: a delivery that was sending with
+  // attempts >= max_attempts ends failed, a cancel-requested one cancelled). Two callers never
+  // get the same delivery while its lease holds. REQUIRES: max_attempts >= 1.
+  virtual std::vector<Claim> claim(Pool pool, WallTime now, Duration lease, std::size_t max,
+                                   int max_attempts) = 0;
   // claimed → sending, attempts + 1, when `lease_token` still holds the delivery and its lease
   // has not expired at `now`; the lease is renewed to now + lease for the send (a claim that
   // waited in a worker's queue past its lease may have been taken over: it must not be sent
@@ -103,16 +114,22 @@ class NotificationStore {
   // the lease was lost or expired).
   virtual std::optional<int> begin_send(std::string_view delivery_id, std::string_view lease_token,
                                         WallTime now, Duration lease) = 0;
-  // sending (or claimed, to give a claim back unsent) → completion.status, releasing the lease.
-  // Returns false (and changes nothing) when the lease was lost or the delivery cancelled.
-  virtual bool complete(std::string_view delivery_id, std::string_view lease_token,
-                        const Completion& completion, WallTime now) = 0;
+  // sending (or claimed, to give a claim back unsent) → completion.status, releasing the lease;
+  // a cancel-requested delivery whose completion is not final (retrying, queued, scheduled)
+  // ends cancelled instead, with the attempt's error kept in last_error. Returns the status
+  // recorded, or nullopt (and changes nothing) when the lease was lost or the delivery cancelled.
+  virtual std::optional<DeliveryStatus> complete(std::string_view delivery_id,
+                                                 std::string_view lease_token,
+                                                 const Completion& completion, WallTime now) = 0;
 
   // Cancels the notification's deliveries not yet sending (queued, scheduled, retrying,
-  // claimed) and returns their ids; nullopt for an unknown notification.
+  // claimed) and returns their ids; marks those sending cancel_requested (see above: they are
+  // not in the list, as the attempt in progress may still send them); nullopt for an unknown
+  // notification.
   virtual std::optional<std::vector<std::string>> cancel(std::string_view notification_id,
                                                          WallTime now) = 0;
-  // A failed delivery back to the queue, due now, with its attempts reset.
+  // A failed delivery back to the queue, due now, with its attempts reset (and any cancel
+  // request cleared: a person asked for it to be sent).
   virtual RetryResult retry(std::string_view delivery_id, WallTime now) = 0;
   // Failed deliveries, most recent first.
   virtual std::vector<Delivery> dead_letters(std::size_t limit) = 0;

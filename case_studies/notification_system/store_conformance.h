@@ -43,6 +43,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreKind> {
  protected:
   static constexpr QueueRules kRules{.aging_step = std::chrono::minutes(5)};
   static constexpr Duration kLease = std::chrono::seconds(30);
+  static constexpr int kMaxAttempts = 5;
 
   void SetUp() override {
     environment_ = GetParam().make();
@@ -81,7 +82,8 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreKind> {
   }
   std::vector<std::string> claimed_ids(Pool pool, WallTime now, std::size_t max = 100) {
     std::vector<std::string> ids;
-    for (const Claim& c : store_->claim(pool, now, kLease, max)) ids.push_back(c.notification.id);
+    for (const Claim& c : store_->claim(pool, now, kLease, max, kMaxAttempts))
+      ids.push_back(c.notification.id);
     return ids;
   }
   DeliveryStatus status_of(const std::string& notification_id, std::size_t delivery = 0) {
@@ -155,15 +157,16 @@ TEST_P(StoreConformanceTest, ScheduledDeliveriesWaitForTheirTime) {
 
 TEST_P(StoreConformanceTest, AClaimIsALeaseThatExpires) {
   const Notification n = add(Priority::normal, t0_);
-  const std::vector<Claim> first = store_->claim(Pool::standard, t0_, kLease, 10);
+  const std::vector<Claim> first = store_->claim(Pool::standard, t0_, kLease, 10, kMaxAttempts);
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(store_->begin_send(first[0].delivery.id, first[0].lease_token, t0_, kLease), 1);
-  EXPECT_TRUE(store_->claim(Pool::standard, t0_ + 29s, kLease, 10).empty())
+  EXPECT_TRUE(store_->claim(Pool::standard, t0_ + 29s, kLease, 10, kMaxAttempts).empty())
       << "a leased delivery must not be claimed by another worker";
   EXPECT_EQ(store_->next_due(Pool::standard), t0_ + kLease);
 
   // The worker died while sending: after the lease, the delivery is claimed (and sent) again.
-  const std::vector<Claim> second = store_->claim(Pool::standard, t0_ + 30s, kLease, 10);
+  const std::vector<Claim> second =
+      store_->claim(Pool::standard, t0_ + 30s, kLease, 10, kMaxAttempts);
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].delivery.id, first[0].delivery.id);
   EXPECT_THAT(second[0].delivery.last_error, ::testing::HasSubstr("lease expired"));
@@ -181,17 +184,18 @@ TEST_P(StoreConformanceTest, AClaimIsALeaseThatExpires) {
 
 TEST_P(StoreConformanceTest, AClaimWhoseLeaseRanOutBeforeTheSendIsNotSentAndTheSendRenewsIt) {
   const Notification n = add(Priority::normal, t0_);
-  const std::vector<Claim> late = store_->claim(Pool::standard, t0_, kLease, 10);
+  const std::vector<Claim> late = store_->claim(Pool::standard, t0_, kLease, 10, kMaxAttempts);
   ASSERT_EQ(late.size(), 1u);
   // The claim waited in a busy worker's queue past its lease: another worker may own it now.
   EXPECT_EQ(store_->begin_send(late[0].delivery.id, late[0].lease_token, t0_ + kLease, kLease),
             std::nullopt);
-  const std::vector<Claim> again = store_->claim(Pool::standard, t0_ + kLease, kLease, 10);
+  const std::vector<Claim> again =
+      store_->claim(Pool::standard, t0_ + kLease, kLease, 10, kMaxAttempts);
   ASSERT_EQ(again.size(), 1u);
   // Sent just before its lease ends, the send renews it: nobody takes it over mid-send.
   const WallTime start = t0_ + kLease + kLease - 1s;
   EXPECT_EQ(store_->begin_send(again[0].delivery.id, again[0].lease_token, start, kLease), 1);
-  EXPECT_TRUE(store_->claim(Pool::standard, start + kLease - 1s, kLease, 10).empty());
+  EXPECT_TRUE(store_->claim(Pool::standard, start + kLease - 1s, kLease, 10, kMaxAttempts).empty());
   EXPECT_TRUE(store_->complete(again[0].delivery.id, again[0].lease_token,
                                {.status = DeliveryStatus::sent}, start + kLease - 1s));
   EXPECT_EQ(status_of(n.id, 0), DeliveryStatus::sent);
@@ -200,7 +204,7 @@ TEST_P(StoreConformanceTest, AClaimWhoseLeaseRanOutBeforeTheSendIsNotSentAndTheS
 TEST_P(StoreConformanceTest, CancelWinsOverAClaimNotYetSending) {
   const Notification n = make(Priority::normal, {Channel::email, Channel::sms}, t0_);
   store_->insert(n, t0_ - 24h);
-  const std::vector<Claim> claims = store_->claim(Pool::standard, t0_, kLease, 10);
+  const std::vector<Claim> claims = store_->claim(Pool::standard, t0_, kLease, 10, kMaxAttempts);
   ASSERT_EQ(claims.size(), 2u);
   ASSERT_EQ(store_->begin_send(claims[1].delivery.id, claims[1].lease_token, t0_, kLease), 1);
   const auto cancelled = store_->cancel(n.id, t0_ + 1s);
@@ -212,6 +216,79 @@ TEST_P(StoreConformanceTest, CancelWinsOverAClaimNotYetSending) {
   EXPECT_EQ(status_of(n.id, 0), DeliveryStatus::cancelled);
   EXPECT_EQ(status_of(n.id, 1), DeliveryStatus::sending);
   EXPECT_FALSE(store_->cancel("ntf_unknown", t0_).has_value());
+}
+
+TEST_P(StoreConformanceTest, ACancelWhileSendingEndsCancelledWhenTheAttemptWouldBeRetried) {
+  const Notification failing = add(Priority::normal, t0_);
+  const Notification sending = add(Priority::normal, t0_);
+  const std::vector<Claim> c = store_->claim(Pool::standard, t0_, kLease, 10, kMaxAttempts);
+  ASSERT_EQ(c.size(), 2u);
+  for (const Claim& claim : c) {
+    ASSERT_EQ(store_->begin_send(claim.delivery.id, claim.lease_token, t0_, kLease), 1);
+  }
+  EXPECT_THAT(*store_->cancel(failing.id, t0_ + 1s), ::testing::IsEmpty())
+      << "a delivery already sending is not reported cancelled: the attempt may still send it";
+  EXPECT_THAT(*store_->cancel(sending.id, t0_ + 1s), ::testing::IsEmpty());
+  EXPECT_EQ(status_of(failing.id), DeliveryStatus::sending);
+
+  // The attempt fails transiently: it must not be retried after the cancel.
+  EXPECT_EQ(store_->complete(
+                c[0].delivery.id, c[0].lease_token,
+                {.status = DeliveryStatus::retrying, .error = "503", .due_at = t0_ + 2s}, t0_ + 2s),
+            DeliveryStatus::cancelled);
+  // The other attempt reached the provider: it is sent, and says so.
+  EXPECT_EQ(store_->complete(c[1].delivery.id, c[1].lease_token,
+                             {.status = DeliveryStatus::sent, .provider = "console"}, t0_ + 2s),
+            DeliveryStatus::sent);
+  const Delivery cancelled = store_->find(failing.id)->deliveries[0];
+  EXPECT_EQ(cancelled.status, DeliveryStatus::cancelled);
+  EXPECT_THAT(cancelled.last_error, ::testing::HasSubstr("cancelled while sending"));
+  EXPECT_THAT(cancelled.last_error, ::testing::HasSubstr("503"));
+  EXPECT_EQ(status_of(sending.id), DeliveryStatus::sent);
+  EXPECT_TRUE(claimed_ids(Pool::standard, t0_ + 1h).empty()) << "nothing is retried";
+}
+
+TEST_P(StoreConformanceTest, AnExpiredLeaseOfACancelRequestedDeliveryIsNotRequeued) {
+  const Notification n = add(Priority::normal, t0_);
+  const std::vector<Claim> c = store_->claim(Pool::standard, t0_, kLease, 10, kMaxAttempts);
+  ASSERT_EQ(c.size(), 1u);
+  ASSERT_EQ(store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_, kLease), 1);
+  store_->cancel(n.id, t0_ + 1s);
+  // The worker sending it dies: the lease expires, and the cancel holds.
+  EXPECT_TRUE(claimed_ids(Pool::standard, t0_ + kLease).empty());
+  const Delivery d = store_->find(n.id)->deliveries[0];
+  EXPECT_EQ(d.status, DeliveryStatus::cancelled);
+  EXPECT_THAT(d.last_error, ::testing::HasSubstr("lease expired"));
+  EXPECT_EQ(store_->next_due(Pool::standard), std::nullopt);
+}
+
+TEST_P(StoreConformanceTest, LeaseRecoveryGivesUpAfterMaxAttempts) {
+  // A delivery that crashes (or hangs) its worker every time: each lost attempt counts.
+  const Notification n = add(Priority::normal, t0_);
+  constexpr int kAttempts = 3;
+  WallTime now = t0_;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    const std::vector<Claim> c = store_->claim(Pool::standard, now, kLease, 10, kAttempts);
+    ASSERT_EQ(c.size(), 1u) << "attempt " << attempt << " must be claimed again";
+    ASSERT_EQ(store_->begin_send(c[0].delivery.id, c[0].lease_token, now, kLease), attempt);
+    now += kLease;  // the worker is lost while sending
+  }
+  EXPECT_TRUE(store_->claim(Pool::standard, now, kLease, 10, kAttempts).empty())
+      << "a third lost attempt of three must not be sent a fourth time";
+  const Delivery d = store_->find(n.id)->deliveries[0];
+  EXPECT_EQ(d.status, DeliveryStatus::failed);
+  EXPECT_EQ(d.attempts, kAttempts);
+  EXPECT_EQ(d.last_error,
+            "gave up after 3 attempts: the lease expired 3 times while sending (worker lost or "
+            "hung)");
+  const std::vector<Delivery> dead = store_->dead_letters(10);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].id, d.id);
+  // Retried by hand, it starts over.
+  EXPECT_EQ(store_->retry(d.id, now), RetryResult::retried);
+  const std::vector<Claim> again = store_->claim(Pool::standard, now, kLease, 10, kAttempts);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(store_->begin_send(again[0].delivery.id, again[0].lease_token, now, kLease), 1);
 }
 
 TEST_P(StoreConformanceTest, IdempotencyKeysHoldTheFirstNotificationForTheirWindow) {
@@ -233,16 +310,29 @@ TEST_P(StoreConformanceTest, IdempotencyKeysHoldTheFirstNotificationForTheirWind
   EXPECT_EQ(fresh.notification.id, next_day.id);
 }
 
+TEST_P(StoreConformanceTest, IdempotencyKeysAreScopedPerUser) {
+  const Notification ada = make(Priority::normal, {Channel::email}, t0_, std::nullopt, "welcome");
+  ASSERT_TRUE(store_->insert(ada, t0_ - 24h).created);
+  Notification bob = make(Priority::normal, {Channel::email}, t0_, std::nullopt, "welcome");
+  bob.user_id = "user-2";
+  const InsertResult other_user = store_->insert(bob, t0_ - 24h);
+  EXPECT_TRUE(other_user.created) << "another user's key must not block this one";
+  EXPECT_EQ(other_user.notification.id, bob.id);
+  const Notification ada_again =
+      make(Priority::normal, {Channel::email}, t0_ + 1s, std::nullopt, "welcome");
+  EXPECT_EQ(store_->insert(ada_again, t0_ + 1s - 24h).notification.id, ada.id);
+}
+
 TEST_P(StoreConformanceTest, RetriesWaitForTheirTimeAndUnavailableRefundsTheAttempt) {
   const Notification n = add(Priority::normal, t0_);
-  std::vector<Claim> c = store_->claim(Pool::standard, t0_, kLease, 1);
+  std::vector<Claim> c = store_->claim(Pool::standard, t0_, kLease, 1, kMaxAttempts);
   ASSERT_EQ(store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_, kLease), 1);
   ASSERT_TRUE(store_->complete(
       c[0].delivery.id, c[0].lease_token,
       {.status = DeliveryStatus::retrying, .error = "503", .due_at = t0_ + 2s}, t0_));
-  EXPECT_TRUE(store_->claim(Pool::standard, t0_ + 1s, kLease, 1).empty());
+  EXPECT_TRUE(store_->claim(Pool::standard, t0_ + 1s, kLease, 1, kMaxAttempts).empty());
   EXPECT_EQ(store_->next_due(Pool::standard), t0_ + 2s);
-  c = store_->claim(Pool::standard, t0_ + 2s, kLease, 1);
+  c = store_->claim(Pool::standard, t0_ + 2s, kLease, 1, kMaxAttempts);
   ASSERT_EQ(c.size(), 1u);
   ASSERT_EQ(store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_ + 2s, kLease), 2);
   ASSERT_TRUE(store_->complete(c[0].delivery.id, c[0].lease_token,
@@ -260,7 +350,7 @@ TEST_P(StoreConformanceTest, RetriesWaitForTheirTimeAndUnavailableRefundsTheAtte
 
 TEST_P(StoreConformanceTest, FailedDeliveriesAreDeadLettersThatCanBeRetriedByHand) {
   const Notification n = add(Priority::normal, t0_);
-  std::vector<Claim> c = store_->claim(Pool::standard, t0_, kLease, 1);
+  std::vector<Claim> c = store_->claim(Pool::standard, t0_, kLease, 1, kMaxAttempts);
   store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_, kLease);
   ASSERT_TRUE(store_->complete(c[0].delivery.id, c[0].lease_token,
                                {.status = DeliveryStatus::failed, .error = "bad address"},
@@ -310,7 +400,7 @@ TEST_P(StoreConformanceTest, PreferencesAndContactsUpdatePartially) {
 TEST_P(StoreConformanceTest, DueTimesAndRetriesSurviveARestart) {
   const Notification scheduled = add(Priority::normal, t0_, t0_ + 1h);
   const Notification retried = add(Priority::critical, t0_);
-  std::vector<Claim> c = store_->claim(Pool::critical, t0_, kLease, 1);
+  std::vector<Claim> c = store_->claim(Pool::critical, t0_, kLease, 1, kMaxAttempts);
   store_->begin_send(c[0].delivery.id, c[0].lease_token, t0_, kLease);
   store_->complete(c[0].delivery.id, c[0].lease_token,
                    {.status = DeliveryStatus::retrying, .error = "timeout", .due_at = t0_ + 4s},
@@ -326,7 +416,7 @@ TEST_P(StoreConformanceTest, DueTimesAndRetriesSurviveARestart) {
 TEST_P(StoreConformanceTest, CountsDeliveriesByStatus) {
   add(Priority::normal, t0_);
   add(Priority::normal, t0_, t0_ + 1h);
-  store_->claim(Pool::standard, t0_, kLease, 1);
+  store_->claim(Pool::standard, t0_, kLease, 1, kMaxAttempts);
   const auto counts = store_->count_by_status();
   EXPECT_EQ(counts.at(DeliveryStatus::queued), 1) << "claimed counts as queued";
   EXPECT_EQ(counts.at(DeliveryStatus::scheduled), 1);
@@ -342,7 +432,8 @@ TEST_P(StoreConformanceTest, ConcurrentClaimersNeverShareADelivery) {
   for (std::size_t i = 0; i < stores.size(); ++i) {
     threads.emplace_back([&, i] {
       while (true) {
-        const std::vector<Claim> claims = stores[i]->claim(Pool::standard, t0_, kLease, 7);
+        const std::vector<Claim> claims =
+            stores[i]->claim(Pool::standard, t0_, kLease, 7, kMaxAttempts);
         if (claims.empty()) return;
         for (const Claim& c : claims) taken[i].push_back(c.delivery.id);
       }

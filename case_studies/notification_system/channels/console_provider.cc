@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "case_studies/notification_system/channels/internal/contact.h"
-
 namespace keel::notifier {
 namespace {
 
@@ -37,7 +35,8 @@ ConsoleProvider::ConsoleProvider(std::ostream& out) : out_(out) {}
 
 std::string ConsoleProvider::format_line(const Message& m) {
   // A webhook URL may carry a token: not printed.
-  const std::string& contact = m.channel == Channel::webhook ? kNoContact : internal::contact_of(m);
+  const std::string& contact =
+      m.channel == Channel::webhook ? kNoContact : contact_for(m.to, m.channel);
   return fmt::format(
       "[notifier] {} to user {}{}: \"{}\" notification={} delivery={} priority={} category={} "
       "attempt={} key={}",

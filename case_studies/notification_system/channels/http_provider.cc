@@ -6,27 +6,9 @@
 #include <boost/json/serialize.hpp>
 #include <stdexcept>
 
-#include "case_studies/notification_system/channels/internal/contact.h"
 #include "case_studies/notification_system/channels/internal/http_post.h"
 
 namespace keel::notifier {
-namespace {
-
-std::string_view contact_name(Channel channel) {
-  switch (channel) {
-    case Channel::sms:
-      return "phone number";
-    case Channel::push:
-      return "push token";
-    case Channel::email:
-      return "email address";
-    case Channel::webhook:
-      return "webhook URL";
-  }
-  return "contact";
-}
-
-}  // namespace
 
 HttpProvider::HttpProvider(HttpProviderOptions options, const Clock& clock)
     : options_(std::move(options)), guard_(options_.allowed_private_hosts), clock_(clock) {
@@ -47,13 +29,13 @@ HttpProvider::HttpProvider(HttpProviderOptions options, const Clock& clock)
 }
 
 std::string HttpProvider::request_body(const Message& m) {
-  boost::json::object body{{"channel", to_string(m.channel)}, {"to", internal::contact_of(m)}};
+  boost::json::object body{{"channel", to_string(m.channel)}, {"to", contact_for(m.to, m.channel)}};
   for (const auto& field : internal::message_fields(m)) body.emplace(field.key(), field.value());
   return boost::json::serialize(body);
 }
 
 SendResult HttpProvider::send(const Message& message) {
-  if (internal::contact_of(message).empty()) {
+  if (contact_for(message.to, message.channel).empty()) {
     return {
         .outcome = SendOutcome::permanent,
         .error = fmt::format("user {} has no {}", message.user_id, contact_name(message.channel))};
