@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -24,6 +23,7 @@
 #include "case_studies/notification_system/notifier.h"
 #include "case_studies/notification_system/sqlite_store.h"
 #include "keel/core/metrics.h"
+#include "keel/http/host_port.h"
 #include "keel/http/server.h"
 #include "keel/pubsub/event_bus.h"
 #ifdef KEEL_NOTIFIER_POSTGRES
@@ -32,29 +32,9 @@
 
 namespace {
 
-struct HostPort {
-  std::string host;
-  int port = 0;
-};
-
-// "HOST:PORT" (an IPv6 host in brackets) with a port of 0-65535 and nothing after its digits;
-// nullopt otherwise. The same rules as keel-shortener's --listen.
-std::optional<HostPort> parse_host_port(std::string_view text) {
-  const std::size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
-  std::string_view host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  const std::string_view digits = text.substr(colon + 1);
-  int port = -1;
-  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-  if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || port < 0 ||
-      port > 65535) {
-    return std::nullopt;
-  }
-  return HostPort{std::string(host), port};
-}
+// The same rules as keel-shortener's --listen.
+using keel::http::HostPort;
+using keel::http::parse_host_port;
 
 std::atomic<bool> g_stop{false};
 extern "C" void on_signal(int) { g_stop.store(true); }
@@ -87,7 +67,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string host = listen_at->host;
-  const int port = listen_at->port;
+  const std::uint16_t port = listen_at->port;
 
   try {
     notifier::NotifierConfig config;
@@ -129,7 +109,7 @@ int main(int argc, char** argv) {
     http::Router router;
     api.add_routes(router);
     http::Server server(std::move(router), {.host = host,
-                                            .port = static_cast<std::uint16_t>(port),
+                                            .port = port,
                                             .threads = threads,
                                             .metrics = &metrics});
     signal(SIGINT, on_signal);

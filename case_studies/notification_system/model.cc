@@ -10,6 +10,7 @@
 #include <random>
 
 #include "keel/core/encoding.h"
+#include "keel/core/rfc3339.h"
 
 namespace keel::notifier {
 
@@ -288,64 +289,9 @@ WallTime from_millis(std::int64_t millis) noexcept {
 }
 
 std::string format_time(WallTime at) {
-  const std::int64_t millis = to_millis(at);
-  const std::int64_t seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000;
-  const std::chrono::sys_seconds whole{std::chrono::seconds(seconds)};
-  const std::int64_t fraction = millis - seconds * 1000;
-  if (fraction == 0) return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", whole);
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", whole, fraction);
+  return format_rfc3339(at, Rfc3339Precision::milliseconds);
 }
 
-std::optional<WallTime> parse_time(std::string_view text) {
-  // date-time = YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
-  const std::string s(text);
-  // Every field its exact digits (sscanf alone would take "2030-1-1", " 2030", signs).
-  if (s.size() < 19) return std::nullopt;
-  for (const std::size_t at : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18}) {
-    if (s[at] < '0' || s[at] > '9') return std::nullopt;
-  }
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &year, &month, &day, &hour,
-                  &minute, &second, &consumed) != 6 ||
-      consumed != 19) {
-    return std::nullopt;
-  }
-  // Years the clock's nanoseconds hold with room to spare (beyond 2262 they overflow).
-  if (year < 1970 || year > 2200) return std::nullopt;
-  std::size_t i = static_cast<std::size_t>(consumed);
-  std::int64_t millis = 0;
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    int digits = 0;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])) != 0) {
-      if (digits < 3) millis = millis * 10 + (s[i] - '0');
-      ++digits;
-      ++i;
-    }
-    if (digits == 0) return std::nullopt;
-    for (int d = digits; d < 3; ++d) millis *= 10;
-  }
-  int offset_minutes = 0;
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-    ++i;
-  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-    const int hh = std::atoi(s.substr(i + 1, 2).c_str());
-    const int mm = std::atoi(s.substr(i + 4, 2).c_str());
-    if (hh > 23 || mm > 59) return std::nullopt;
-    offset_minutes = (s[i] == '-' ? -1 : 1) * (hh * 60 + mm);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != s.size()) return std::nullopt;
-  const std::chrono::year_month_day date{std::chrono::year{year},
-                                         std::chrono::month{static_cast<unsigned>(month)},
-                                         std::chrono::day{static_cast<unsigned>(day)}};
-  if (!date.ok() || hour > 23 || minute > 59 || second > 60) return std::nullopt;
-  const auto at = std::chrono::sys_days(date) + std::chrono::hours(hour) +
-                  std::chrono::minutes(minute - offset_minutes) + std::chrono::seconds(second) +
-                  std::chrono::milliseconds(millis);
-  return WallTime{std::chrono::duration_cast<WallTime::duration>(at.time_since_epoch())};
-}
+std::optional<WallTime> parse_time(std::string_view text) { return parse_rfc3339(text); }
 
 }  // namespace keel::notifier

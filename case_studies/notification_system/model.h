@@ -148,7 +148,7 @@ std::string new_notification_id();
 std::string new_delivery_id();
 
 // RFC 3339 UTC ("2026-01-01T00:00:00Z"; milliseconds when not whole seconds) and its parser
-// (offsets and fractions accepted); nullopt when invalid.
+// (offsets and fractions accepted); nullopt when invalid. Both are keel/core/rfc3339.h.
 std::string format_time(WallTime at);
 std::optional<WallTime> parse_time(std::string_view text);
 

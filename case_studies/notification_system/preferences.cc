@@ -91,7 +91,10 @@ std::string format_clock_time(int minute) {
 
 bool valid_email(std::string_view email) {
   const std::size_t at = email.find('@');
-  return at != 0 && at != email.npos && at + 1 < email.size() &&
+  // RFC 5321 4.5.3.1: a local part of at most 64 bytes, and a path of at most 256 with its
+  // angle brackets, so an address of at most 254.
+  return email.size() <= 254 && at != 0 && at != email.npos && at <= 64 &&
+         at + 1 < email.size() &&
          email.find('@', at + 1) == email.npos &&
          email.find_first_of(" \t\r\n<>,;\"") == email.npos;
 }
