@@ -139,20 +139,39 @@ std::unique_ptr<PostgresServer> PostgresServer::start() {
                                          initdb.out, initdb.err));
   }
 
-  const ServerLaunch launch{
+  const std::filesystem::path path = dir.path();
+  ServerLaunch launch{
       .name = "postgres",
-      .argv = [&](std::uint16_t port) { return command_line(bin, dir.path(), port); },
-      .log_file = dir.path() / "postgres.log",
+      .argv = [bin, path](std::uint16_t port) { return command_line(bin, path, port); },
+      .log_file = path / "postgres.log",
       .run_as_user = user,
       .ready = accepts_connections,
       .timeout = std::chrono::seconds(30)};
   LaunchedServer server = launch_on_free_port(launch);
-  return std::unique_ptr<PostgresServer>(
-      new PostgresServer(std::move(dir), std::move(server.process), server.port));
+  return std::unique_ptr<PostgresServer>(new PostgresServer(
+      std::move(dir), std::move(launch), std::move(server.process), server.port));
 }
 
-PostgresServer::PostgresServer(TempDir dir, ChildProcess process, std::uint16_t port)
-    : dir_(std::move(dir)), process_(std::move(process)), port_(port) {}
+PostgresServer::PostgresServer(TempDir dir, ServerLaunch launch, ChildProcess process,
+                               std::uint16_t port)
+    : dir_(std::move(dir)),
+      launch_(std::move(launch)),
+      process_(std::move(process)),
+      port_(port) {}
+
+void PostgresServer::stop(bool crash) {
+  if (crash) {
+    // The postmaster and its backends at once: none is left holding the shared memory, and the
+    // next start runs crash recovery from the WAL.
+    process_.kill_group();
+  } else {
+    process_.stop(SIGINT);
+  }
+}
+
+void PostgresServer::start_again() {
+  if (!process_.running()) process_ = launch_on_port(launch_, port_);
+}
 
 PostgresServer::~PostgresServer() {
   // Fast shutdown: aborts open transactions and disconnects clients instead of waiting for them.

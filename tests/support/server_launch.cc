@@ -6,6 +6,7 @@
 #include <cctype>
 #include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 #include "tests/support/free_port.h"
@@ -55,6 +56,30 @@ LaunchedServer launch_on_free_port(const ServerLaunch& launch, int retries) {
     }
     if (attempt < retries && log_says_address_in_use(launch.log_file)) continue;
     throw std::runtime_error(fmt::format("{} {} during startup on port {}{}", launch.name,
+                                         describe_wait_status(process.wait_status().value_or(0)),
+                                         port, log_tail_message(launch.log_file)));
+  }
+}
+
+ChildProcess launch_on_port(const ServerLaunch& launch, std::uint16_t port) {
+  const auto deadline = std::chrono::steady_clock::now() + launch.timeout;
+  while (true) {
+    ChildProcess process = ChildProcess::spawn(launch.argv(port), launch.log_file, launch.run_as_user);
+    const auto left = std::max<Duration>(deadline - std::chrono::steady_clock::now(),
+                                         std::chrono::milliseconds(100));
+    const bool settled = wait_until([&] { return !process.running() || launch.ready(port); },
+                                    left, std::chrono::milliseconds(20));
+    if (process.running()) {
+      if (settled) return process;
+      process.stop(SIGKILL, std::chrono::seconds(5));
+      throw std::runtime_error(fmt::format("{} did not accept connections again on 127.0.0.1:{}{}",
+                                           launch.name, port, log_tail_message(launch.log_file)));
+    }
+    if (std::chrono::steady_clock::now() < deadline && log_says_address_in_use(launch.log_file)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    throw std::runtime_error(fmt::format("{} {} during restart on port {}{}", launch.name,
                                          describe_wait_status(process.wait_status().value_or(0)),
                                          port, log_tail_message(launch.log_file)));
   }
