@@ -70,6 +70,12 @@ class ServiceProcess {
            WEXITSTATUS(*process_.wait_status()) == 0;
   }
 
+  pid_t pid() const noexcept { return process_.pid(); }
+  // "running", or how the process ended (for failure messages).
+  std::string state() {
+    if (process_.running()) return "running";
+    return process_.wait_status() ? describe_wait_status(*process_.wait_status()) : "not started";
+  }
   std::uint16_t port() const { return port_.load(); }
   const std::filesystem::path& log() const { return log_; }
   int starts() const { return starts_; }

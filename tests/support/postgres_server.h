@@ -1,10 +1,9 @@
 // PostgresServer: a private PostgreSQL cluster for one test suite, initialised in a temporary
 // directory and listening on a free 127.0.0.1 port with trust authentication for the superuser
-// `postgres`. Durability is switched off (fsync, synchronous_commit, full_page_writes) because
-// the cluster is thrown away. start() returns once a libpqxx connection succeeds; the destructor
+// `postgres`. Durability against power loss is switched off (fsync, full_page_writes) because
+// the cluster is thrown away; a crash of the server itself loses nothing committed. start() returns once a libpqxx connection succeeds; the destructor
 // shuts the server down (SIGINT, PostgreSQL's "fast" shutdown). stop() and start_again() take it
-// down and back on the same port and data directory for fault tests; a crash (SIGKILL) loses
-// nothing committed while the machine stays up (fsync off only matters for power loss).
+// down and back on the same port and data directory for fault tests.
 //
 // When the tests run as root the cluster runs as the `postgres` system user, since PostgreSQL
 // refuses to run as root.

@@ -14,11 +14,16 @@
 namespace keel::testing {
 namespace {
 
-bool log_says_address_in_use(const std::filesystem::path& log_file) {
+// Whether the log's tail holds `lower_case_text`, in any case.
+bool log_says(const std::filesystem::path& log_file, std::string_view lower_case_text) {
   std::string log = tail_of_file(log_file, 16384);
   std::transform(log.begin(), log.end(), log.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return log.find("address already in use") != std::string::npos;
+  return log.find(lower_case_text) != std::string::npos;
+}
+
+bool log_says_address_in_use(const std::filesystem::path& log_file) {
+  return log_says(log_file, "address already in use");
 }
 
 std::string log_tail_message(const std::filesystem::path& log_file) {
@@ -75,7 +80,11 @@ ChildProcess launch_on_port(const ServerLaunch& launch, std::uint16_t port) {
       throw std::runtime_error(fmt::format("{} did not accept connections again on 127.0.0.1:{}{}",
                                            launch.name, port, log_tail_message(launch.log_file)));
     }
-    if (std::chrono::steady_clock::now() < deadline && log_says_address_in_use(launch.log_file)) {
+    // What a crashed server leaves for a moment: its port, or (PostgreSQL) its shared memory
+    // while the last of its orphaned children exit.
+    if (std::chrono::steady_clock::now() < deadline &&
+        (log_says_address_in_use(launch.log_file) ||
+         log_says(launch.log_file, "pre-existing shared memory block"))) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
