@@ -58,7 +58,7 @@ class Inbox {
   std::set<std::string> payloads_;
 };
 
-class NatsRestartTest : public ::testing::Test {
+class FaultNatsRestartTest : public ::testing::Test {
  protected:
   std::shared_ptr<nats::NatsTransport> connect(nats::Mode mode, const std::string& name) {
     return std::make_shared<nats::NatsTransport>(nats::NatsTransportOptions{
@@ -89,7 +89,7 @@ class NatsRestartTest : public ::testing::Test {
   std::unique_ptr<NatsServer> server_ = NatsServer::start();
 };
 
-TEST_F(NatsRestartTest, CoreSubscriberGetsWhatIsPublishedAfterTheRestart) {
+TEST_F(FaultNatsRestartTest, CoreSubscriberGetsWhatIsPublishedAfterTheRestart) {
   const auto pub_transport = connect(nats::Mode::core, "publisher");
   const auto sub_transport = connect(nats::Mode::core, "subscriber");
   EventBus publisher({.transport = pub_transport});
@@ -125,7 +125,7 @@ TEST_F(NatsRestartTest, CoreSubscriberGetsWhatIsPublishedAfterTheRestart) {
               inbox.size(), refused);
 }
 
-TEST_F(NatsRestartTest, JetStreamDeliversEveryAcknowledgedPublishAcrossTheRestart) {
+TEST_F(FaultNatsRestartTest, JetStreamDeliversEveryAcknowledgedPublishAcrossTheRestart) {
   const auto pub_transport = connect(nats::Mode::jetstream, "publisher");
   const auto sub_transport = connect(nats::Mode::jetstream, "subscriber");
   EventBus publisher({.transport = pub_transport});

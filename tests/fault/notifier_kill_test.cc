@@ -91,7 +91,12 @@ class Sink {
 
 enum class Storage { kSqlite, kPostgres };
 
-class NotifierKillTest : public ::testing::TestWithParam<Storage> {
+// Names the parameter in test listings.
+void PrintTo(Storage storage, std::ostream* out) {
+  *out << (storage == Storage::kSqlite ? "SQLite" : "PostgreSQL");
+}
+
+class FaultNotifierKillTest : public ::testing::TestWithParam<Storage> {
  protected:
   static void TearDownTestSuite() { postgres_.reset(); }
 
@@ -167,7 +172,7 @@ class NotifierKillTest : public ::testing::TestWithParam<Storage> {
   std::atomic<std::size_t> errors_{0};
 };
 
-TEST_P(NotifierKillTest, AcceptedNotificationsAreDeliveredAndDuplicatesOnlyComeFromTheKill) {
+TEST_P(FaultNotifierKillTest, AcceptedNotificationsAreDeliveredAndDuplicatesOnlyComeFromTheKill) {
   constexpr int kPosters = 3;
   constexpr std::size_t kSentPerRound = 150;  // deliveries at the sink before each kill
   const int kills = rounds();
@@ -270,7 +275,7 @@ TEST_P(NotifierKillTest, AcceptedNotificationsAreDeliveredAndDuplicatesOnlyComeF
       kills, accepted.size(), sink_.total(), duplicates, errors_.load());
 }
 
-INSTANTIATE_TEST_SUITE_P(Storages, NotifierKillTest,
+INSTANTIATE_TEST_SUITE_P(Storages, FaultNotifierKillTest,
                          ::testing::Values(Storage::kSqlite, Storage::kPostgres),
                          [](const auto& storage) {
                            return storage.param == Storage::kSqlite ? "Sqlite" : "Postgres";

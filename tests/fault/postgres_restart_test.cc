@@ -15,7 +15,7 @@
 namespace keel::testing {
 namespace {
 
-class PostgresRestartTest : public ::testing::Test {
+class FaultPostgresRestartTest : public ::testing::Test {
  protected:
   std::unique_ptr<PostgresServer> server_ = PostgresServer::start();
 };
@@ -24,7 +24,7 @@ class PostgresRestartTest : public ::testing::Test {
 // a reconnect that failed (the server still down) left a null pointer, and the next statement
 // dereferenced it. keel-shortener --postgres died with SIGSEGV on the second request after a
 // PostgreSQL crash (found by shortener_engine_restart_test).
-TEST_F(PostgresRestartTest, StatementsWhileTheServerIsDownFailCleanlyThenReconnect) {
+TEST_F(FaultPostgresRestartTest, StatementsWhileTheServerIsDownFailCleanlyThenReconnect) {
   postgres::Connection connection(server_->connection_string());
   ASSERT_EQ(connection.execute("SELECT 41 + 1")[0].as_int64(0), 42);
   server_->stop(/*crash=*/true);
@@ -42,7 +42,7 @@ TEST_F(PostgresRestartTest, StatementsWhileTheServerIsDownFailCleanlyThenReconne
   EXPECT_TRUE(connection.is_open());
 }
 
-TEST_F(PostgresRestartTest, EventStoreKeepsWhatWasCommittedAndAppendsAgainAfterTheRestart) {
+TEST_F(FaultPostgresRestartTest, EventStoreKeepsWhatWasCommittedAndAppendsAgainAfterTheRestart) {
   postgres::PostgresEventStore store(server_->connection_string());
   const cqrs::NewEvent event{.type = "Deposited", .data = R"({"amount":1})"};
   for (int i = 0; i < 50; ++i) {

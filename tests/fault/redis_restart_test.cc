@@ -25,7 +25,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class RedisRestartTest : public ::testing::Test {
+class FaultRedisRestartTest : public ::testing::Test {
  protected:
   redis::ConnectionOptions connection() const {
     return {.host = "127.0.0.1", .port = server_->port(), .pool_size = 4};
@@ -34,7 +34,7 @@ class RedisRestartTest : public ::testing::Test {
   std::unique_ptr<RedisServer> server_ = RedisServer::start();
 };
 
-TEST_F(RedisRestartTest, RateLimitStoreFollowsItsFailureModeAndRecovers) {
+TEST_F(FaultRedisRestartTest, RateLimitStoreFollowsItsFailureModeAndRecovers) {
   redis::RateLimitStore closed({.connection = connection(),
                                 .key_prefix = "closed:",
                                 .on_failure = redis::FailureMode::fail_closed,
@@ -51,7 +51,7 @@ TEST_F(RedisRestartTest, RateLimitStoreFollowsItsFailureModeAndRecovers) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      const std::string key = "user-" + std::to_string(t);
+      const std::string key = fmt::format("user-{}", t);
       while (!stop.load()) {
         try {
           const int before = phase.load();
@@ -100,7 +100,7 @@ TEST_F(RedisRestartTest, RateLimitStoreFollowsItsFailureModeAndRecovers) {
               static_cast<unsigned long>(open.metrics().errors));
 }
 
-TEST_F(RedisRestartTest, CacheAsideFallsThroughToTheSourceAndRecovers) {
+TEST_F(FaultRedisRestartTest, CacheAsideFallsThroughToTheSourceAndRecovers) {
   redis::RedisCache<std::string, std::string> redis_cache(
       {.connection = connection(), .key_prefix = "users:", .default_ttl = 60s});
   std::atomic<std::uint64_t> loads{0};
@@ -116,7 +116,7 @@ TEST_F(RedisRestartTest, CacheAsideFallsThroughToTheSourceAndRecovers) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; !stop.load(); ++i) {
-        const std::string key = "u" + std::to_string((t * 7 + i) % 50);
+        const std::string key = fmt::format("u{}", (t * 7 + i) % 50);
         try {
           if (users.get(key) != fmt::format("value of {}", key)) ++wrong;
         } catch (const std::exception&) {

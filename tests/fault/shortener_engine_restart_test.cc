@@ -74,7 +74,7 @@ std::size_t sum(const std::map<int, std::size_t>& by_status) {
   return total;
 }
 
-class ShortenerEngineRestartTest : public ::testing::Test {
+class FaultShortenerEngineRestartTest : public ::testing::Test {
  protected:
   void SetUp() override {
     postgres_ = PostgresServer::start();
@@ -104,7 +104,7 @@ class ShortenerEngineRestartTest : public ::testing::Test {
   LinkLoad load_{[this] { return service_->port(); }};
 };
 
-TEST_F(ShortenerEngineRestartTest, RedisCrashFallsThroughToPostgresWithoutAFailedRequest) {
+TEST_F(FaultShortenerEngineRestartTest, RedisCrashFallsThroughToPostgresWithoutAFailedRequest) {
   load_.start(3, "redis");
   ASSERT_TRUE(created_more(200)) << load_.last_failure();
   ASSERT_GT(redis_keys(*redis_), 0) << "the shortener does not use Redis";
@@ -134,7 +134,7 @@ TEST_F(ShortenerEngineRestartTest, RedisCrashFallsThroughToPostgresWithoutAFaile
               sum(load_.failed_creations()) + sum(load_.failed_redirects()));
 }
 
-TEST_F(ShortenerEngineRestartTest, PostgresCrashGivesCleanErrorsThenRecoversOnItsOwn) {
+TEST_F(FaultShortenerEngineRestartTest, PostgresCrashGivesCleanErrorsThenRecoversOnItsOwn) {
   load_.start(3, "postgres");
   ASSERT_TRUE(created_more(200)) << load_.last_failure();
   for (int round = 0; round < rounds(); ++round) {

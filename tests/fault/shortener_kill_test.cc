@@ -43,7 +43,12 @@ int rounds() {
 
 enum class Storage { kSqlite, kPostgres };
 
-class ShortenerKillTest : public ::testing::TestWithParam<Storage> {
+// Names the parameter in test listings.
+void PrintTo(Storage storage, std::ostream* out) {
+  *out << (storage == Storage::kSqlite ? "SQLite" : "PostgreSQL");
+}
+
+class FaultShortenerKillTest : public ::testing::TestWithParam<Storage> {
  protected:
   static void TearDownTestSuite() { postgres_.reset(); }
 
@@ -67,7 +72,7 @@ class ShortenerKillTest : public ::testing::TestWithParam<Storage> {
   LinkLoad load_{[this] { return service_->port(); }};
 };
 
-TEST_P(ShortenerKillTest, NoAcknowledgedLinkIsLostAcrossKills) {
+TEST_P(FaultShortenerKillTest, NoAcknowledgedLinkIsLostAcrossKills) {
   constexpr int kWriters = 4;
   constexpr std::size_t kPerRound = 300;  // acknowledged creations before each kill
   const int kills = rounds();
@@ -105,7 +110,7 @@ TEST_P(ShortenerKillTest, NoAcknowledgedLinkIsLostAcrossKills) {
               load_.acknowledged(), load_.redirects(), load_.unanswered());
 }
 
-INSTANTIATE_TEST_SUITE_P(Storages, ShortenerKillTest,
+INSTANTIATE_TEST_SUITE_P(Storages, FaultShortenerKillTest,
                          ::testing::Values(Storage::kSqlite, Storage::kPostgres),
                          [](const auto& storage) {
                            return storage.param == Storage::kSqlite ? "Sqlite" : "Postgres";

@@ -63,6 +63,9 @@ struct StoreKind {
   std::function<Store(const std::string& path)> open;
 };
 
+// Names the parameter in test listings.
+void PrintTo(const StoreKind& kind, std::ostream* out) { *out << kind.name; }
+
 std::vector<StoreKind> store_kinds() {
   using namespace std::chrono_literals;
   return {
@@ -199,12 +202,12 @@ std::string integrity_of(const std::string& path) {
   return result;
 }
 
-class SqliteDiskFaultTest : public ::testing::TestWithParam<StoreKind> {
+class FaultSqliteDiskTest : public ::testing::TestWithParam<StoreKind> {
  protected:
   TempDir dir_{"keel-fault-sqlite"};
 };
 
-TEST_P(SqliteDiskFaultTest, DiskFullIsAClearErrorAndLosesNothingCommitted) {
+TEST_P(FaultSqliteDiskTest, DiskFullIsAClearErrorAndLosesNothingCommitted) {
   const std::string path = (dir_.path() / "store.db").string();
   const StoreKind& kind = GetParam();
   const ChildReport child = run_child([&](const auto& report) {
@@ -264,7 +267,7 @@ class Tmpfs {
   int error_ = 0;
 };
 
-TEST_P(SqliteDiskFaultTest, FullFileSystemIsSqliteFullAndLosesNothingCommitted) {
+TEST_P(FaultSqliteDiskTest, FullFileSystemIsSqliteFullAndLosesNothingCommitted) {
   const Tmpfs tmpfs(dir_.path() / "tmpfs");
   if (!tmpfs.mounted()) {
     GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(tmpfs.error())
@@ -294,7 +297,7 @@ TEST_P(SqliteDiskFaultTest, FullFileSystemIsSqliteFullAndLosesNothingCommitted) 
               child.committed.size(), child.errors.front().c_str());
 }
 
-TEST_P(SqliteDiskFaultTest, ReadOnlyFileIsAClearErrorAndStaysIntact) {
+TEST_P(FaultSqliteDiskTest, ReadOnlyFileIsAClearErrorAndStaysIntact) {
   const std::filesystem::path shared = dir_.path() / "shared";
   std::filesystem::create_directory(shared);
   // `nobody` may pass through the test's directory to reach the file.
@@ -346,7 +349,7 @@ TEST_P(SqliteDiskFaultTest, ReadOnlyFileIsAClearErrorAndStaysIntact) {
               child.errors.front().c_str(), child.read.empty() ? "not reached" : child.read.c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, SqliteDiskFaultTest, ::testing::ValuesIn(store_kinds()),
+INSTANTIATE_TEST_SUITE_P(Stores, FaultSqliteDiskTest, ::testing::ValuesIn(store_kinds()),
                          [](const auto& kind) { return kind.param.name; });
 
 }  // namespace
