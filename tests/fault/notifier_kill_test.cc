@@ -140,6 +140,8 @@ class FaultNotifierKillTest : public ::testing::TestWithParam<Storage> {
             {{"Content-Type", "application/json"}});
         if (r.result() != Status::accepted) {
           ++errors_;
+          const std::lock_guard lock(mutex_);
+          ++rejected_[static_cast<int>(r.result_int())];
           continue;
         }
         const auto body = boost::json::parse(r.body());
@@ -156,9 +158,60 @@ class FaultNotifierKillTest : public ::testing::TestWithParam<Storage> {
     }
   }
 
+  // Every accepted notification is delivered, and each delivery ends `sent` (so no resend is
+  // still to come). Returns the accepted notifications.
+  std::map<std::string, std::vector<std::string>> expect_all_accepted_sent() {
+    const auto accepted = [&] {
+      const std::lock_guard lock(mutex_);
+      return accepted_;
+    }();
+    EXPECT_TRUE(wait_until(
+        [&] {
+          const auto receipts = sink_.receipts();
+          for (const auto& [notification, deliveries] : accepted) {
+            for (const std::string& d : deliveries) {
+              if (!receipts.contains(d)) return false;
+            }
+          }
+          return true;
+        },
+        60s))
+        << "accepted notifications were not delivered\n"
+        << tail_of_file(service_->log());
+    for (const auto& [notification, deliveries] : accepted) {
+      std::string status;
+      const bool sent = wait_until(
+          [&] {
+            const http::Response r =
+                call(Method::get, fmt::format("/api/v1/notifications/{}", notification));
+            if (r.result() != Status::ok) return false;
+            bool all_sent = true;
+            const boost::json::value body = boost::json::parse(r.body());
+            for (const auto& d : body.at("deliveries").as_array()) {
+              all_sent = all_sent && d.at("status").as_string() == "sent";
+            }
+            status = fmt::format("{} {}", r.result_int(), r.body());
+            return all_sent;
+          },
+          30s);
+      if (!sent) {
+        ADD_FAILURE() << notification << " not sent: " << status << "\n"
+                      << tail_of_file(service_->log());
+        break;
+      }
+    }
+    return accepted;
+  }
+
   std::size_t accepted_count() {
     const std::lock_guard lock(mutex_);
     return accepted_.size();
+  }
+  std::size_t rejected_count() {
+    const std::lock_guard lock(mutex_);
+    std::size_t total = 0;
+    for (const auto& [status, count] : rejected_) total += count;
+    return total;
   }
 
   static inline std::unique_ptr<PostgresServer> postgres_;
@@ -170,6 +223,7 @@ class FaultNotifierKillTest : public ::testing::TestWithParam<Storage> {
   std::mutex mutex_;
   std::map<std::string, std::vector<std::string>> accepted_;  // notification -> deliveries
   std::atomic<std::size_t> errors_{0};
+  std::map<int, std::size_t> rejected_;  // answers other than 202, by status; guarded by mutex_
 };
 
 TEST_P(FaultNotifierKillTest, AcceptedNotificationsAreDeliveredAndDuplicatesOnlyComeFromTheKill) {
@@ -208,43 +262,8 @@ TEST_P(FaultNotifierKillTest, AcceptedNotificationsAreDeliveredAndDuplicatesOnly
   }
   ASSERT_NO_THROW(service_->start());
 
-  // Every accepted notification is delivered, and each delivery ends `sent` (so no resend is
-  // still to come).
-  const auto accepted = [&] {
-    const std::lock_guard lock(mutex_);
-    return accepted_;
-  }();
-  ASSERT_TRUE(wait_until(
-      [&] {
-        const auto receipts = sink_.receipts();
-        for (const auto& [notification, deliveries] : accepted) {
-          for (const std::string& d : deliveries) {
-            if (!receipts.contains(d)) return false;
-          }
-        }
-        return true;
-      },
-      60s))
-      << "accepted notifications were not delivered\n"
-      << tail_of_file(service_->log());
-  for (const auto& [notification, deliveries] : accepted) {
-    std::string status;
-    ASSERT_TRUE(wait_until(
-        [&] {
-          const http::Response r = call(Method::get, "/api/v1/notifications/" + notification);
-          if (r.result() != Status::ok) return false;
-          bool sent = true;
-          const boost::json::value body = boost::json::parse(r.body());
-          for (const auto& d : body.at("deliveries").as_array()) {
-            sent = sent && d.at("status").as_string() == "sent";
-          }
-          status = fmt::format("{} {}", r.result_int(), r.body());
-          return sent;
-        },
-        30s))
-        << notification << ": " << status << "\n"
-        << tail_of_file(service_->log());
-  }
+  const auto accepted = expect_all_accepted_sent();
+  if (HasFailure()) return;
 
   // Duplicates: each straddles a kill; at most one per worker thread per kill.
   std::map<std::size_t, int> duplicates_per_kill;
@@ -280,6 +299,60 @@ INSTANTIATE_TEST_SUITE_P(Storages, FaultNotifierKillTest,
                          [](const auto& storage) {
                            return storage.param == Storage::kSqlite ? "Sqlite" : "Postgres";
                          });
+
+// The notifier on PostgreSQL with the database crashed (SIGKILL to the server and all its
+// processes) and started again under load, keel-notifier left running: intake answers a clean
+// error meanwhile, the workers and intake reconnect on their own, every notification accepted
+// before, during or after the outage is delivered, and a duplicate can only come from a send
+// whose outcome could not be recorded (at most one per worker thread).
+class FaultNotifierPostgresRestartTest : public FaultNotifierKillTest {};
+
+TEST_P(FaultNotifierPostgresRestartTest, IntakeErrorsCleanlyAndEverythingAcceptedIsDelivered) {
+  ASSERT_NO_THROW(service_->start());
+  for (int user = 0; user < 10; ++user) {
+    ASSERT_EQ(call(Method::put, fmt::format("/api/v1/users/u{}/contacts", user),
+                   R"({"phone": "+33612345678"})")
+                  .result(),
+              Status::ok);
+  }
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> posters;
+  for (int t = 0; t < 3; ++t) posters.emplace_back([&, t] { post_until(stop, 0, t); });
+  EXPECT_TRUE(wait_until([&] { return sink_.total() >= 100; }, 60s, 1ms));
+  postgres_->stop(/*crash=*/true);
+  EXPECT_TRUE(wait_until([&] { return rejected_count() >= 20; }, 30s, 1ms))
+      << "intake did not answer errors while PostgreSQL was down\n"
+      << tail_of_file(service_->log());
+  ASSERT_NO_THROW(postgres_->start_again());
+  const std::size_t accepted_before = accepted_count();
+  EXPECT_TRUE(wait_until([&] { return accepted_count() >= accepted_before + 100; }, 60s, 1ms))
+      << "intake did not recover\n"
+      << tail_of_file(service_->log());
+  stop = true;
+  for (std::thread& t : posters) t.join();
+  ASSERT_EQ(service_->state(), "running") << tail_of_file(service_->log());
+
+  const auto accepted = expect_all_accepted_sent();
+  int duplicates = 0;
+  for (const auto& [delivery, receipts] : sink_.receipts()) {
+    duplicates += static_cast<int>(receipts.size()) - 1;
+  }
+  EXPECT_LE(duplicates, kWorkerThreads) << "more duplicates than provider calls in flight";
+  const auto rejected = [&] {
+    const std::lock_guard lock(mutex_);
+    return rejected_;
+  }();
+  for (const auto& [status, count] : rejected) {
+    EXPECT_TRUE(status == 500 || status == 503) << count << " answers with status " << status;
+  }
+  EXPECT_TRUE(service_->stop()) << tail_of_file(service_->log());
+  std::printf("accepted %zu, rejected during the outage %zu, duplicates %d\n", accepted.size(),
+              rejected_count(), duplicates);
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, FaultNotifierPostgresRestartTest,
+                         ::testing::Values(Storage::kPostgres),
+                         [](const auto&) { return "Postgres"; });
 
 }  // namespace
 }  // namespace keel::testing
