@@ -37,7 +37,8 @@ class LinkLoad {
   void start(int writers, const std::string& tag) {
     stop_ = false;
     for (int t = 0; t < writers; ++t) {
-      threads_.emplace_back([this, t, tag] { create_until_stopped(fmt::format("{}/t{}", tag, t)); });
+      threads_.emplace_back(
+          [this, t, tag] { create_until_stopped(fmt::format("{}/t{}", tag, t)); });
     }
     threads_.emplace_back([this] { follow_until_stopped(); });
   }
@@ -97,9 +98,9 @@ class LinkLoad {
       const std::string url = fmt::format("https://example.com/{}/{}", tag, i);
       try {
         if (!client) client = std::make_unique<http::Client>("127.0.0.1", port_(), kTimeout);
-        const http::Response r = client->request(
-            http::Method::post, "/api/v1/links", fmt::format(R"({{"url": "{}"}})", url),
-            {{"Content-Type", "application/json"}});
+        const http::Response r = client->request(http::Method::post, "/api/v1/links",
+                                                 fmt::format(R"({{"url": "{}"}})", url),
+                                                 {{"Content-Type", "application/json"}});
         if (r.result() != http::Status::created) {
           record_failure(failed_creations_, r);
           continue;

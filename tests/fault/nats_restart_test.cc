@@ -62,10 +62,8 @@ class FaultNatsRestartTest : public ::testing::Test {
  protected:
   std::shared_ptr<nats::NatsTransport> connect(nats::Mode mode, const std::string& name) {
     return std::make_shared<nats::NatsTransport>(nats::NatsTransportOptions{
-        .connection = {.url = server_->url(),
-                       .name = name,
-                       .request_timeout = 1s,
-                       .reconnect_wait = 100ms},
+        .connection =
+            {.url = server_->url(), .name = name, .request_timeout = 1s, .reconnect_wait = 100ms},
         .mode = mode});
   }
 

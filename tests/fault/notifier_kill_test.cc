@@ -84,7 +84,7 @@ class Sink {
 
  private:
   mutable std::mutex mu_;
-  std::size_t total_ = 0;                                   // guarded by mu_
+  std::size_t total_ = 0;                                 // guarded by mu_
   std::map<std::string, std::vector<Receipt>> receipts_;  // guarded by mu_
   std::unique_ptr<http::Server> server_;
 };
@@ -113,8 +113,8 @@ class FaultNotifierKillTest : public ::testing::TestWithParam<Storage> {
                                   (dir_.path() / "notifier.db").string()};
     if (GetParam() == Storage::kPostgres) {
       if (!postgres_) postgres_ = PostgresServer::start();
-      argv.insert(argv.end(), {"--postgres", postgres_->create_database(fmt::format(
-                                                 "notifier_kill_{}", ++databases_))});
+      argv.insert(argv.end(), {"--postgres", postgres_->create_database(
+                                                 fmt::format("notifier_kill_{}", ++databases_))});
     }
     service_ = std::make_unique<ServiceProcess>("notifier", argv, dir_.path());
   }
@@ -146,8 +146,7 @@ class FaultNotifierKillTest : public ::testing::TestWithParam<Storage> {
         }
         const auto body = boost::json::parse(r.body());
         const std::lock_guard lock(mutex_);
-        std::vector<std::string>& deliveries =
-            accepted_[std::string(body.at("id").as_string())];
+        std::vector<std::string>& deliveries = accepted_[std::string(body.at("id").as_string())];
         for (const auto& d : body.at("deliveries").as_array()) {
           deliveries.emplace_back(d.at("id").as_string());
         }
@@ -249,7 +248,8 @@ TEST_P(FaultNotifierKillTest, AcceptedNotificationsAreDeliveredAndDuplicatesOnly
     for (int t = 0; t < kPosters; ++t) {
       posters.emplace_back([&, t] { post_until(stop, round, t); });
     }
-    const bool loaded = wait_until([&] { return sink_.total() >= before + kSentPerRound; }, 60s, 1ms);
+    const bool loaded =
+        wait_until([&] { return sink_.total() >= before + kSentPerRound; }, 60s, 1ms);
     service_->kill();  // while workers are calling the sink and posters are queueing
     // Every request the killed process sent has been counted by now (the kill waited for its
     // exit); its resends come after the lease, seconds later.
@@ -272,8 +272,8 @@ TEST_P(FaultNotifierKillTest, AcceptedNotificationsAreDeliveredAndDuplicatesOnly
     for (std::size_t i = 1; i < receipts.size(); ++i) {
       ++duplicates;
       EXPECT_EQ(receipts[i].idempotency_key, receipts[0].idempotency_key) << delivery;
-      const auto kill = std::upper_bound(kill_marks.begin(), kill_marks.end(),
-                                         receipts[i - 1].sequence);
+      const auto kill =
+          std::upper_bound(kill_marks.begin(), kill_marks.end(), receipts[i - 1].sequence);
       const bool straddles = kill != kill_marks.end() && receipts[i].sequence >= *kill;
       EXPECT_TRUE(straddles) << "delivery " << delivery << " was sent twice without a kill between"
                              << " (receipts " << receipts[i - 1].sequence << " and "

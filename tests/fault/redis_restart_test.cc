@@ -91,13 +91,14 @@ TEST_F(FaultRedisRestartTest, RateLimitStoreFollowsItsFailureModeAndRecovers) {
   EXPECT_EQ(wrong_while_down.load(), 0) << "a decision without Redis ignored on_failure";
   EXPECT_GT(closed.metrics().errors, 0u);
   EXPECT_GT(open.metrics().errors, 0u);
-  std::printf("fail_closed: %lu allowed by Redis, %lu denied without it; fail_open: %lu allowed "
-              "without Redis; errors %lu + %lu\n",
-              static_cast<unsigned long>(closed.metrics().allowed),
-              static_cast<unsigned long>(closed.metrics().failed_closed),
-              static_cast<unsigned long>(open.metrics().failed_open),
-              static_cast<unsigned long>(closed.metrics().errors),
-              static_cast<unsigned long>(open.metrics().errors));
+  std::printf(
+      "fail_closed: %lu allowed by Redis, %lu denied without it; fail_open: %lu allowed "
+      "without Redis; errors %lu + %lu\n",
+      static_cast<unsigned long>(closed.metrics().allowed),
+      static_cast<unsigned long>(closed.metrics().failed_closed),
+      static_cast<unsigned long>(open.metrics().failed_open),
+      static_cast<unsigned long>(closed.metrics().errors),
+      static_cast<unsigned long>(open.metrics().errors));
 }
 
 TEST_F(FaultRedisRestartTest, CacheAsideFallsThroughToTheSourceAndRecovers) {

@@ -44,8 +44,9 @@ class ServiceProcess {
         [&] {
           if (!process_.running()) return true;
           try {
-            return http::Client("127.0.0.1", port, std::chrono::seconds(1)).get("/healthz").result() ==
-                   http::Status::ok;
+            return http::Client("127.0.0.1", port, std::chrono::seconds(1))
+                       .get("/healthz")
+                       .result() == http::Status::ok;
           } catch (const std::exception&) {
             return false;
           }

@@ -81,12 +81,11 @@ class FaultShortenerEngineRestartTest : public ::testing::Test {
     redis_ = RedisServer::start();
     service_ = std::make_unique<ServiceProcess>(
         "shortener",
-        std::vector<std::string>{KEEL_SHORTENER_BINARY, "--db",
-                                 (dir_.path() / "unused.db").string(), "--postgres",
-                                 postgres_->create_database("shortener"), "--redis",
-                                 fmt::format("127.0.0.1:{}", redis_->port()), "--base-url",
-                                 "https://sho.rt", "--code-key", "fault-key", "--create-rate",
-                                 "1000000", "--create-burst", "1000000"},
+        std::vector<std::string>{
+            KEEL_SHORTENER_BINARY, "--db", (dir_.path() / "unused.db").string(), "--postgres",
+            postgres_->create_database("shortener"), "--redis",
+            fmt::format("127.0.0.1:{}", redis_->port()), "--base-url", "https://sho.rt",
+            "--code-key", "fault-key", "--create-rate", "1000000", "--create-burst", "1000000"},
         dir_.path());
     service_->start();
   }
@@ -141,10 +140,11 @@ TEST_F(FaultShortenerEngineRestartTest, PostgresCrashGivesCleanErrorsThenRecover
     const std::size_t failed_before = sum(load_.failed_creations());
     postgres_->stop(/*crash=*/true);
     // Creations need PostgreSQL: they fail, each with an answer.
-    EXPECT_TRUE(wait_until([&] { return sum(load_.failed_creations()) >= failed_before + 20; },
-                           30s, 1ms))
+    EXPECT_TRUE(
+        wait_until([&] { return sum(load_.failed_creations()) >= failed_before + 20; }, 30s, 1ms))
         << "no creation failed while PostgreSQL was down\n"
-        << tail_of_file(service_->log()) << "\nDEBUG " << service_->state() << " unanswered " << load_.unanswered();
+        << tail_of_file(service_->log()) << "\nDEBUG " << service_->state() << " unanswered "
+        << load_.unanswered();
     ASSERT_NO_THROW(postgres_->start_again());
     ASSERT_TRUE(created_more(200)) << "creations did not recover: " << load_.last_failure() << "\n"
                                    << tail_of_file(service_->log());

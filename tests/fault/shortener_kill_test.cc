@@ -53,14 +53,15 @@ class FaultShortenerKillTest : public ::testing::TestWithParam<Storage> {
   static void TearDownTestSuite() { postgres_.reset(); }
 
   void SetUp() override {
-    std::vector<std::string> argv{KEEL_SHORTENER_BINARY, "--db", (dir_.path() / "links.db").string(),
-                                  "--base-url", "https://sho.rt", "--code-key", "fault-key",
+    std::vector<std::string> argv{KEEL_SHORTENER_BINARY, "--db",
+                                  (dir_.path() / "links.db").string(), "--base-url",
+                                  "https://sho.rt", "--code-key", "fault-key",
                                   // Every client is 127.0.0.1: lift the per-address limit.
                                   "--create-rate", "1000000", "--create-burst", "1000000"};
     if (GetParam() == Storage::kPostgres) {
       if (!postgres_) postgres_ = PostgresServer::start();
-      argv.insert(argv.end(), {"--postgres", postgres_->create_database(fmt::format(
-                                                 "shortener_kill_{}", ++databases_))});
+      argv.insert(argv.end(), {"--postgres", postgres_->create_database(
+                                                 fmt::format("shortener_kill_{}", ++databases_))});
     }
     service_ = std::make_unique<ServiceProcess>("shortener", argv, dir_.path());
   }

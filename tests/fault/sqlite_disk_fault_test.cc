@@ -5,7 +5,8 @@
 // the notifier's queue.
 //
 // How the faults are made, in a forked child that writes while the test watches:
-// - Disk full, everywhere: setrlimit(RLIMIT_FSIZE) with SIGXFSZ ignored, so a write past the limit fails
+// - Disk full, everywhere: setrlimit(RLIMIT_FSIZE) with SIGXFSZ ignored, so a write past the limit
+// fails
 //   with EFBIG (or writes short) exactly as it would on a full file system, at the system-call
 //   level SQLite sees. It needs no privilege, works in any container, and fails real writes of
 //   the database and its WAL. (SQLite's max_page_count only fakes SQLITE_FULL inside SQLite and
@@ -18,8 +19,8 @@
 // Each child reports on a pipe, one line per event: "ok <i>" after record i is committed,
 // "error <kind> <message>" for a failed write, "read <yes|no>" for a read afterwards.
 #include <fmt/format.h>
-#include <gtest/gtest.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -83,15 +84,14 @@ std::vector<StoreKind> store_kinds() {
       {"event_store",
        [](const std::string& path) {
          auto store = std::make_shared<sqlite::SqliteEventStore>(path);
-         return Store{[store](int i) {
-                        const cqrs::NewEvent event{
-                            .type = "Filled", .data = fmt::format(R"({{"x":"{}"}})", filler(i))};
-                        store->append(fmt::format("s-{}", i), cqrs::ExpectedVersion::no_stream(),
-                                      std::span(&event, 1));
-                      },
-                      [store](int i) {
-                        return store->read_stream(fmt::format("s-{}", i)).size() == 1;
-                      }};
+         return Store{
+             [store](int i) {
+               const cqrs::NewEvent event{.type = "Filled",
+                                          .data = fmt::format(R"({{"x":"{}"}})", filler(i))};
+               store->append(fmt::format("s-{}", i), cqrs::ExpectedVersion::no_stream(),
+                             std::span(&event, 1));
+             },
+             [store](int i) { return store->read_stream(fmt::format("s-{}", i)).size() == 1; }};
        }},
       {"saga_log",
        [](const std::string& path) {
@@ -107,23 +107,22 @@ std::vector<StoreKind> store_kinds() {
       {"notifier_store",
        [](const std::string& path) {
          auto store = std::make_shared<notifier::SqliteNotificationStore>(path);
-         return Store{[store](int i) {
-                        notifier::Notification n;
-                        n.id = fmt::format("ntf_{:024}", i);
-                        n.user_id = "user-1";
-                        n.category = "billing";
-                        n.body = filler(i);
-                        n.fingerprint = "f";
-                        notifier::Delivery d;
-                        d.id = fmt::format("dlv_{:024}", i);
-                        d.notification_id = n.id;
-                        d.channel = notifier::Channel::sms;
-                        n.deliveries.push_back(d);
-                        store->insert(n, WallTime{});
-                      },
-                      [store](int i) {
-                        return store->find(fmt::format("ntf_{:024}", i)).has_value();
-                      }};
+         return Store{
+             [store](int i) {
+               notifier::Notification n;
+               n.id = fmt::format("ntf_{:024}", i);
+               n.user_id = "user-1";
+               n.category = "billing";
+               n.body = filler(i);
+               n.fingerprint = "f";
+               notifier::Delivery d;
+               d.id = fmt::format("dlv_{:024}", i);
+               d.notification_id = n.id;
+               d.channel = notifier::Channel::sms;
+               n.deliveries.push_back(d);
+               store->insert(n, WallTime{});
+             },
+             [store](int i) { return store->find(fmt::format("ntf_{:024}", i)).has_value(); }};
        }},
   };
 }
@@ -211,7 +210,7 @@ TEST_P(FaultSqliteDiskTest, DiskFullIsAClearErrorAndLosesNothingCommitted) {
   const std::string path = (dir_.path() / "store.db").string();
   const StoreKind& kind = GetParam();
   const ChildReport child = run_child([&](const auto& report) {
-    ::signal(SIGXFSZ, SIG_IGN);  // EFBIG from write() instead of a killed process
+    ::signal(SIGXFSZ, SIG_IGN);        // EFBIG from write() instead of a killed process
     const rlim_t limit = 1024 * 1024;  // below the WAL's 4 MiB auto-checkpoint
     const rlimit fsize{limit, limit};
     if (::setrlimit(RLIMIT_FSIZE, &fsize) != 0) throw std::runtime_error("setrlimit");
@@ -346,7 +345,8 @@ TEST_P(FaultSqliteDiskTest, ReadOnlyFileIsAClearErrorAndStaysIntact) {
   EXPECT_FALSE(store.has(1000));
   RecordProperty("error", child.errors.front());
   std::printf("%s: read-only file: %s (reads: %s)\n", kind.name.c_str(),
-              child.errors.front().c_str(), child.read.empty() ? "not reached" : child.read.c_str());
+              child.errors.front().c_str(),
+              child.read.empty() ? "not reached" : child.read.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, FaultSqliteDiskTest, ::testing::ValuesIn(store_kinds()),

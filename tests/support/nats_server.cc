@@ -45,15 +45,12 @@ std::unique_ptr<NatsServer> NatsServer::start() {
       .ready = accepts_clients,
       .timeout = std::chrono::seconds(20)};
   LaunchedServer server = launch_on_free_port(launch);
-  return std::unique_ptr<NatsServer>(new NatsServer(std::move(dir), std::move(launch),
-                                                    std::move(server.process), server.port));
+  return std::unique_ptr<NatsServer>(
+      new NatsServer(std::move(dir), std::move(launch), std::move(server.process), server.port));
 }
 
 NatsServer::NatsServer(TempDir dir, ServerLaunch launch, ChildProcess process, std::uint16_t port)
-    : dir_(std::move(dir)),
-      launch_(std::move(launch)),
-      process_(std::move(process)),
-      port_(port) {}
+    : dir_(std::move(dir)), launch_(std::move(launch)), process_(std::move(process)), port_(port) {}
 
 void NatsServer::stop(bool crash) {
   if (crash) {

@@ -52,7 +52,7 @@ class NatsServer {
  private:
   NatsServer(TempDir dir, ServerLaunch launch, ChildProcess process, std::uint16_t port);
 
-  TempDir dir_;  // declared first so that the server stops before its directory goes
+  TempDir dir_;          // declared first so that the server stops before its directory goes
   ServerLaunch launch_;  // how to start it again
   ChildProcess process_;
   std::uint16_t port_;

@@ -8,9 +8,9 @@
 #include <cerrno>
 #include <charconv>
 #include <fstream>
-#include <sstream>
 #include <optional>
 #include <pqxx/pqxx>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -136,8 +136,7 @@ std::vector<std::string> command_line(const std::filesystem::path& bin,
   // full_page_writes). synchronous_commit stays on: it writes the WAL to the kernel at each
   // commit (no fsync here), so a crash of the server (stop(true)) loses nothing committed; with
   // it off, the last ~200 ms of commits are lost, which fault tests would mistake for keel's.
-  for (const char* setting :
-       {"listen_addresses=127.0.0.1", "fsync=off", "full_page_writes=off"}) {
+  for (const char* setting : {"listen_addresses=127.0.0.1", "fsync=off", "full_page_writes=off"}) {
     args.insert(args.end(), {"-c", setting});
   }
   return args;
@@ -182,10 +181,7 @@ std::unique_ptr<PostgresServer> PostgresServer::start() {
 
 PostgresServer::PostgresServer(TempDir dir, ServerLaunch launch, ChildProcess process,
                                std::uint16_t port)
-    : dir_(std::move(dir)),
-      launch_(std::move(launch)),
-      process_(std::move(process)),
-      port_(port) {}
+    : dir_(std::move(dir)), launch_(std::move(launch)), process_(std::move(process)), port_(port) {}
 
 void PostgresServer::stop(bool crash) {
   if (crash) {

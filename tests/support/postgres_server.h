@@ -1,9 +1,10 @@
 // PostgresServer: a private PostgreSQL cluster for one test suite, initialised in a temporary
 // directory and listening on a free 127.0.0.1 port with trust authentication for the superuser
 // `postgres`. Durability against power loss is switched off (fsync, full_page_writes) because
-// the cluster is thrown away; a crash of the server itself loses nothing committed. start() returns once a libpqxx connection succeeds; the destructor
-// shuts the server down (SIGINT, PostgreSQL's "fast" shutdown). stop() and start_again() take it
-// down and back on the same port and data directory for fault tests.
+// the cluster is thrown away; a crash of the server itself loses nothing committed. start() returns
+// once a libpqxx connection succeeds; the destructor shuts the server down (SIGINT, PostgreSQL's
+// "fast" shutdown). stop() and start_again() take it down and back on the same port and data
+// directory for fault tests.
 //
 // When the tests run as root the cluster runs as the `postgres` system user, since PostgreSQL
 // refuses to run as root.
@@ -63,7 +64,7 @@ class PostgresServer {
  private:
   PostgresServer(TempDir dir, ServerLaunch launch, ChildProcess process, std::uint16_t port);
 
-  TempDir dir_;  // declared first so that the server stops before its directory goes
+  TempDir dir_;          // declared first so that the server stops before its directory goes
   ServerLaunch launch_;  // how to start it again
   ChildProcess process_;
   std::uint16_t port_;

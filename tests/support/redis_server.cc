@@ -53,16 +53,12 @@ std::unique_ptr<RedisServer> RedisServer::start() {
       .ready = answers_ping,
       .timeout = std::chrono::seconds(20)};
   LaunchedServer server = launch_on_free_port(launch);
-  return std::unique_ptr<RedisServer>(new RedisServer(std::move(dir), std::move(launch),
-                                                      std::move(server.process), server.port));
+  return std::unique_ptr<RedisServer>(
+      new RedisServer(std::move(dir), std::move(launch), std::move(server.process), server.port));
 }
 
-RedisServer::RedisServer(TempDir dir, ServerLaunch launch, ChildProcess process,
-                         std::uint16_t port)
-    : dir_(std::move(dir)),
-      launch_(std::move(launch)),
-      process_(std::move(process)),
-      port_(port) {}
+RedisServer::RedisServer(TempDir dir, ServerLaunch launch, ChildProcess process, std::uint16_t port)
+    : dir_(std::move(dir)), launch_(std::move(launch)), process_(std::move(process)), port_(port) {}
 
 void RedisServer::stop(bool crash) {
   if (crash) {

@@ -51,7 +51,7 @@ class RedisServer {
  private:
   RedisServer(TempDir dir, ServerLaunch launch, ChildProcess process, std::uint16_t port);
 
-  TempDir dir_;  // declared first so that the server stops before its directory goes
+  TempDir dir_;          // declared first so that the server stops before its directory goes
   ServerLaunch launch_;  // how to start it again
   ChildProcess process_;
   std::uint16_t port_;

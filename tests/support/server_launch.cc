@@ -69,11 +69,12 @@ LaunchedServer launch_on_free_port(const ServerLaunch& launch, int retries) {
 ChildProcess launch_on_port(const ServerLaunch& launch, std::uint16_t port) {
   const auto deadline = std::chrono::steady_clock::now() + launch.timeout;
   while (true) {
-    ChildProcess process = ChildProcess::spawn(launch.argv(port), launch.log_file, launch.run_as_user);
+    ChildProcess process =
+        ChildProcess::spawn(launch.argv(port), launch.log_file, launch.run_as_user);
     const auto left = std::max<Duration>(deadline - std::chrono::steady_clock::now(),
                                          std::chrono::milliseconds(100));
-    const bool settled = wait_until([&] { return !process.running() || launch.ready(port); },
-                                    left, std::chrono::milliseconds(20));
+    const bool settled = wait_until([&] { return !process.running() || launch.ready(port); }, left,
+                                    std::chrono::milliseconds(20));
     if (process.running()) {
       if (settled) return process;
       process.stop(SIGKILL, std::chrono::seconds(5));
