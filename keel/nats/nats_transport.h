@@ -109,7 +109,11 @@ class NatsTransport final : public pubsub::Transport {
   NatsTransport& operator=(const NatsTransport&) = delete;
 
   // Core: buffered for the connection's writer (fails when the reconnect buffer is full).
-  // JetStream: returns once the stream stored the message. Throws keel::BackendError, and
+  // JetStream: returns once the stream stored the message. A BackendError while the server is
+  // unreachable means "not acknowledged", not "not stored": the message waits in nats.c's
+  // reconnect buffer and may still be stored once the connection is back (the fault test
+  // nats_restart_test sees it delivered), so a publisher that retries can publish it twice and
+  // its subscribers must be idempotent, as for any redelivery. Throws keel::BackendError, and
   // std::invalid_argument for a header key NATS cannot carry (empty, ':' or whitespace). CR and
   // LF in header values become spaces.
   void publish(const pubsub::Message& message) override;

@@ -204,9 +204,11 @@ struct Connection::Impl {
         connection(std::make_unique<pqxx::connection>(connection_string)) {}
 
   // The connection, opened again if it was lost. REQUIRES: no transaction open.
+  // The old connection is replaced only once a new one is open: when the server is still down,
+  // the attempt throws and leaves the closed one in place, so the next call tries again (it used
+  // to leave a null pointer that the next call dereferenced).
   pqxx::connection& open() {
     if (!connection->is_open()) {
-      connection.reset();
       connection =
           translated("", [&] { return std::make_unique<pqxx::connection>(connection_string); });
     }

@@ -36,20 +36,33 @@ std::vector<std::string> command_line(const std::filesystem::path& program,
 std::unique_ptr<NatsServer> NatsServer::start() {
   const auto program = require_program("nats-server", "nats-server", standard_program_dirs());
   TempDir dir("keel-nats");
-  const ServerLaunch launch{
+  const std::filesystem::path path = dir.path();
+  ServerLaunch launch{
       .name = "nats-server",
-      .argv = [&](std::uint16_t port) { return command_line(program, dir.path(), port); },
-      .log_file = dir.path() / "nats.log",
+      .argv = [program, path](std::uint16_t port) { return command_line(program, path, port); },
+      .log_file = path / "nats.log",
       .run_as_user = std::nullopt,
       .ready = accepts_clients,
       .timeout = std::chrono::seconds(20)};
   LaunchedServer server = launch_on_free_port(launch);
   return std::unique_ptr<NatsServer>(
-      new NatsServer(std::move(dir), std::move(server.process), server.port));
+      new NatsServer(std::move(dir), std::move(launch), std::move(server.process), server.port));
 }
 
-NatsServer::NatsServer(TempDir dir, ChildProcess process, std::uint16_t port)
-    : dir_(std::move(dir)), process_(std::move(process)), port_(port) {}
+NatsServer::NatsServer(TempDir dir, ServerLaunch launch, ChildProcess process, std::uint16_t port)
+    : dir_(std::move(dir)), launch_(std::move(launch)), process_(std::move(process)), port_(port) {}
+
+void NatsServer::stop(bool crash) {
+  if (crash) {
+    process_.kill_group();
+  } else {
+    process_.stop(SIGTERM);
+  }
+}
+
+void NatsServer::start_again() {
+  if (!process_.running()) process_ = launch_on_port(launch_, port_);
+}
 
 std::string NatsServer::url() const { return nats_url(port_); }
 

@@ -1,8 +1,10 @@
 // PostgresServer: a private PostgreSQL cluster for one test suite, initialised in a temporary
 // directory and listening on a free 127.0.0.1 port with trust authentication for the superuser
-// `postgres`. Durability is switched off (fsync, synchronous_commit, full_page_writes) because
-// the cluster is thrown away. start() returns once a libpqxx connection succeeds; the destructor
-// shuts the server down (SIGINT, PostgreSQL's "fast" shutdown).
+// `postgres`. Durability against power loss is switched off (fsync, full_page_writes) because
+// the cluster is thrown away; a crash of the server itself loses nothing committed. start() returns
+// once a libpqxx connection succeeds; the destructor shuts the server down (SIGINT, PostgreSQL's
+// "fast" shutdown). stop() and start_again() take it down and back on the same port and data
+// directory for fault tests.
 //
 // When the tests run as root the cluster runs as the `postgres` system user, since PostgreSQL
 // refuses to run as root.
@@ -17,6 +19,7 @@
 #include <string>
 
 #include "tests/support/process.h"
+#include "tests/support/server_launch.h"
 #include "tests/support/temp_dir.h"
 
 namespace keel::testing {
@@ -35,6 +38,19 @@ class PostgresServer {
   std::string host() const { return "127.0.0.1"; }
   std::uint16_t port() const noexcept { return port_; }
   pid_t pid() const noexcept { return process_.pid(); }
+
+  // Stops the server and keeps its port and data directory: as a crash does (`crash`: SIGKILL
+  // to the server and every process it started, nothing flushed) or as an operator does
+  // (SIGINT, a fast shutdown). Clients see their connections drop. No-op when already stopped.
+  void stop(bool crash = false);
+  // Starts the stopped server again on the same port and data directory and returns once a
+  // client can use it. Throws std::runtime_error (with the log's tail) when it does not come up.
+  void start_again();
+  // stop(crash), then start_again().
+  void restart(bool crash = false) {
+    stop(crash);
+    start_again();
+  }
   std::filesystem::path log_file() const { return dir_.path() / "postgres.log"; }
 
   // libpq connection string for the `postgres` database as superuser `postgres`.
@@ -46,9 +62,10 @@ class PostgresServer {
   std::string create_database(const std::string& name) const;
 
  private:
-  PostgresServer(TempDir dir, ChildProcess process, std::uint16_t port);
+  PostgresServer(TempDir dir, ServerLaunch launch, ChildProcess process, std::uint16_t port);
 
-  TempDir dir_;  // declared first so that the server stops before its directory goes
+  TempDir dir_;          // declared first so that the server stops before its directory goes
+  ServerLaunch launch_;  // how to start it again
   ChildProcess process_;
   std::uint16_t port_;
 };

@@ -384,6 +384,12 @@ void ChildProcess::stop(int signal, Duration grace) noexcept {
   }
 }
 
+void ChildProcess::kill_group() noexcept {
+  if (!running()) return;
+  ::kill(-pid_, SIGKILL);
+  reap(true);
+}
+
 void ChildProcess::reap(bool block) noexcept {
   // Look without collecting first: while the child is an uncollected zombie its PID (our process
   // group id) cannot be reused, so killing what is left of the group cannot hit a stranger.

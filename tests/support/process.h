@@ -90,6 +90,11 @@ class ChildProcess {
   // group. Anything else left in the group is killed too. No-op once the child has exited.
   void stop(int signal = SIGTERM, Duration grace = std::chrono::seconds(10)) noexcept;
 
+  // SIGKILLs the child's whole process group at once and collects the child: a crash of a server
+  // that forks workers (PostgreSQL's backends), none of which gets to clean up or outlive it.
+  // No-op once the child has exited.
+  void kill_group() noexcept;
+
   // The raw waitpid() status once the child has exited and been collected.
   std::optional<int> wait_status() const noexcept { return wait_status_; }
 

@@ -44,20 +44,33 @@ std::vector<std::string> command_line(const std::filesystem::path& program,
 std::unique_ptr<RedisServer> RedisServer::start() {
   const auto program = require_program("redis-server", "redis-server", standard_program_dirs());
   TempDir dir("keel-redis");
-  const ServerLaunch launch{
+  const std::filesystem::path path = dir.path();
+  ServerLaunch launch{
       .name = "redis-server",
-      .argv = [&](std::uint16_t port) { return command_line(program, dir.path(), port); },
-      .log_file = dir.path() / "redis.log",
+      .argv = [program, path](std::uint16_t port) { return command_line(program, path, port); },
+      .log_file = path / "redis.log",
       .run_as_user = std::nullopt,
       .ready = answers_ping,
       .timeout = std::chrono::seconds(20)};
   LaunchedServer server = launch_on_free_port(launch);
   return std::unique_ptr<RedisServer>(
-      new RedisServer(std::move(dir), std::move(server.process), server.port));
+      new RedisServer(std::move(dir), std::move(launch), std::move(server.process), server.port));
 }
 
-RedisServer::RedisServer(TempDir dir, ChildProcess process, std::uint16_t port)
-    : dir_(std::move(dir)), process_(std::move(process)), port_(port) {}
+RedisServer::RedisServer(TempDir dir, ServerLaunch launch, ChildProcess process, std::uint16_t port)
+    : dir_(std::move(dir)), launch_(std::move(launch)), process_(std::move(process)), port_(port) {}
+
+void RedisServer::stop(bool crash) {
+  if (crash) {
+    process_.kill_group();
+  } else {
+    process_.stop(SIGTERM);
+  }
+}
+
+void RedisServer::start_again() {
+  if (!process_.running()) process_ = launch_on_port(launch_, port_);
+}
 
 RedisServer& shared_redis_server() {
   static const auto started = []() -> std::pair<std::unique_ptr<RedisServer>, std::string> {

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 #include "tests/support/free_port.h"
@@ -13,11 +14,16 @@
 namespace keel::testing {
 namespace {
 
-bool log_says_address_in_use(const std::filesystem::path& log_file) {
+// Whether the log's tail holds `lower_case_text`, in any case.
+bool log_says(const std::filesystem::path& log_file, std::string_view lower_case_text) {
   std::string log = tail_of_file(log_file, 16384);
   std::transform(log.begin(), log.end(), log.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return log.find("address already in use") != std::string::npos;
+  return log.find(lower_case_text) != std::string::npos;
+}
+
+bool log_says_address_in_use(const std::filesystem::path& log_file) {
+  return log_says(log_file, "address already in use");
 }
 
 std::string log_tail_message(const std::filesystem::path& log_file) {
@@ -55,6 +61,35 @@ LaunchedServer launch_on_free_port(const ServerLaunch& launch, int retries) {
     }
     if (attempt < retries && log_says_address_in_use(launch.log_file)) continue;
     throw std::runtime_error(fmt::format("{} {} during startup on port {}{}", launch.name,
+                                         describe_wait_status(process.wait_status().value_or(0)),
+                                         port, log_tail_message(launch.log_file)));
+  }
+}
+
+ChildProcess launch_on_port(const ServerLaunch& launch, std::uint16_t port) {
+  const auto deadline = std::chrono::steady_clock::now() + launch.timeout;
+  while (true) {
+    ChildProcess process =
+        ChildProcess::spawn(launch.argv(port), launch.log_file, launch.run_as_user);
+    const auto left = std::max<Duration>(deadline - std::chrono::steady_clock::now(),
+                                         std::chrono::milliseconds(100));
+    const bool settled = wait_until([&] { return !process.running() || launch.ready(port); }, left,
+                                    std::chrono::milliseconds(20));
+    if (process.running()) {
+      if (settled) return process;
+      process.stop(SIGKILL, std::chrono::seconds(5));
+      throw std::runtime_error(fmt::format("{} did not accept connections again on 127.0.0.1:{}{}",
+                                           launch.name, port, log_tail_message(launch.log_file)));
+    }
+    // What a crashed server leaves for a moment: its port, or (PostgreSQL) its shared memory
+    // while the last of its orphaned children exit.
+    if (std::chrono::steady_clock::now() < deadline &&
+        (log_says_address_in_use(launch.log_file) ||
+         log_says(launch.log_file, "pre-existing shared memory block"))) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    throw std::runtime_error(fmt::format("{} {} during restart on port {}{}", launch.name,
                                          describe_wait_status(process.wait_status().value_or(0)),
                                          port, log_tail_message(launch.log_file)));
   }

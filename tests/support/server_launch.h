@@ -51,4 +51,10 @@ struct LaunchedServer {
 // Throws std::runtime_error with the log's tail when the server exits or is not ready in time.
 LaunchedServer launch_on_free_port(const ServerLaunch& launch, int retries = 3);
 
+// Starts the server again on `port` (a restart on the port its clients know) and waits until
+// `ready`. While the port is still taken (by a process that has not let go of it yet), tries
+// again until `launch.timeout` has passed. Throws std::runtime_error with the log's tail when
+// the server exits for another reason or is not ready in time.
+ChildProcess launch_on_port(const ServerLaunch& launch, std::uint16_t port);
+
 }  // namespace keel::testing

@@ -176,6 +176,24 @@ TEST(SupportChildProcessTest, StopKillsAProcessGroupThatIgnoresSigterm) {
       << "the background process " << sleeper << " survived stop()";
 }
 
+TEST(SupportChildProcessTest, KillGroupKillsTheChildAndItsGroupAtOnce) {
+  const TempDir dir;
+  const auto log = dir.path() / "child.log";
+  ChildProcess child = ChildProcess::spawn({"sh", "-c", "sleep 60 & echo $!; wait"}, log);
+  ASSERT_TRUE(wait_until([&] { return read_file(log).find('\n') != std::string::npos; }, 10s))
+      << "the child never reported its background process";
+  const pid_t sleeper = std::stoi(read_file(log));
+
+  child.kill_group();  // a crash: no SIGTERM first, no grace period
+
+  EXPECT_FALSE(child.running());
+  ASSERT_TRUE(child.wait_status().has_value());
+  EXPECT_TRUE(WIFSIGNALED(*child.wait_status()) && WTERMSIG(*child.wait_status()) == SIGKILL)
+      << describe_wait_status(*child.wait_status());
+  EXPECT_TRUE(wait_until([&] { return process_gone(sleeper); }, 10s))
+      << "the background process " << sleeper << " survived kill_group()";
+}
+
 TEST(SupportChildProcessTest, DestructorStopsTheChild) {
   const TempDir dir;
   pid_t pid = -1;
@@ -230,6 +248,52 @@ TEST(SupportServerLaunchTest, RetriesOnANewPortWhenTheAddressIsInUse) {
   const LaunchedServer server = launch_on_free_port(launch);
   EXPECT_EQ(attempts, 4) << "three ports in use, then one that works";
   EXPECT_NE(server.port, 0);
+}
+
+TEST(SupportServerLaunchTest, RestartWaitsOnTheSamePortWhileItIsStillTaken) {
+  const TempDir dir;
+  int attempts = 0;
+  std::vector<std::uint16_t> ports;
+  const ServerLaunch launch{
+      .name = "fake-server",
+      .argv =
+          [&](std::uint16_t port) {
+            ++attempts;
+            ports.push_back(port);
+            // A crashed PostgreSQL's children hold its shared memory for a moment.
+            return attempts <= 2 ? std::vector<std::string>{"sh", "-c",
+                                                            "echo 'FATAL:  pre-existing shared "
+                                                            "memory block is still in use'; exit 1"}
+                                 : std::vector<std::string>{"sleep", "60"};
+          },
+      .log_file = dir.path() / "log",
+      .run_as_user = std::nullopt,
+      .ready = [&](std::uint16_t) { return attempts == 3; },
+      .timeout = 10s};
+  ChildProcess server = launch_on_port(launch, 4711);
+  EXPECT_TRUE(server.running());
+  EXPECT_EQ(ports, (std::vector<std::uint16_t>{4711, 4711, 4711})) << "always the same port";
+}
+
+TEST(SupportServerLaunchTest, RestartThatFailsForAnotherReasonThrowsWithTheLogTail) {
+  const TempDir dir;
+  const ServerLaunch launch{
+      .name = "fake-server",
+      .argv =
+          [](std::uint16_t) {
+            return std::vector<std::string>{"sh", "-c", "echo 'data directory damaged'; exit 3"};
+          },
+      .log_file = dir.path() / "log",
+      .run_as_user = std::nullopt,
+      .ready = [](std::uint16_t) { return false; },
+      .timeout = 10s};
+  try {
+    launch_on_port(launch, 4711);
+    FAIL() << "a server that exits at restart was reported as started";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("fake-server exited with code 3 during restart on port 4711"));
+    EXPECT_THAT(e.what(), HasSubstr("data directory damaged"));
+  }
 }
 
 TEST(SupportServerLaunchTest, ExitDuringStartupThrowsWithTheLogTail) {
