@@ -24,18 +24,25 @@ http::Response not_found(std::string_view what) {
   return http::error_response(Status::not_found, "not_found", fmt::format("no such {}", what));
 }
 
-// The contract allows only "queued" or "scheduled" here: "scheduled" when every delivery still
-// pending waits for a later time (send_at, quiet hours), else "queued" — accepted, with nothing
-// held for later. That includes a notification whose every channel was skipped at intake: the
-// deliveries' own statuses (`skipped`, with the reason in last_error) say that nothing will be
-// sent; the overall status never claims more than they do.
-std::string_view overall_status(const Notification& n) {
+// At intake (the 202 of a POST) the contract allows only "queued" or "scheduled": "scheduled"
+// when every delivery still pending waits for a later time (send_at, quiet hours), else "queued"
+// — accepted, with nothing held for later. That includes a notification whose every channel was
+// skipped at intake: the deliveries' own statuses (`skipped`, with the reason in last_error) say
+// that nothing will be sent; the overall status never claims more than they do. Later (GET, a
+// cancel, the 200 of a repeated idempotency key) a notification whose every delivery is final
+// (sent, failed, skipped, cancelled) is "done": "queued" would claim work still to come.
+enum class Moment { intake, later };
+
+std::string_view overall_status(const Notification& n, Moment moment) {
   bool scheduled = false;
+  bool final = true;
   for (const Delivery& d : n.deliveries) {
     if (d.status == DeliveryStatus::queued || d.status == DeliveryStatus::sending) return "queued";
     scheduled = scheduled || d.status == DeliveryStatus::scheduled;
+    final = final && is_final(d.status);
   }
-  return scheduled ? "scheduled" : "queued";
+  if (scheduled) return "scheduled";
+  return moment == Moment::later && final ? "done" : "queued";
 }
 
 const std::string& user_id_of(http::Request& request) {
@@ -59,14 +66,16 @@ boost::json::object to_json(const Delivery& d) {
           {"provider", d.provider}};
 }
 
-boost::json::object to_json(const Notification& n) {
+namespace {
+
+boost::json::object notification_json(const Notification& n, Moment moment) {
   boost::json::array deliveries;
   for (const Delivery& d : n.deliveries) deliveries.push_back(to_json(d));
   boost::json::object object{{"id", n.id},
                              {"user_id", n.user_id},
                              {"priority", to_string(n.priority)},
                              {"category", n.category},
-                             {"status", overall_status(n)},
+                             {"status", overall_status(n, moment)},
                              {"created_at", format_time(n.created_at)},
                              {"send_at", n.send_at ? boost::json::value(format_time(*n.send_at))
                                                    : boost::json::value(nullptr)},
@@ -75,6 +84,10 @@ boost::json::object to_json(const Notification& n) {
   if (!n.template_name.empty()) object["template"] = n.template_name;
   return object;
 }
+
+}  // namespace
+
+boost::json::object to_json(const Notification& n) { return notification_json(n, Moment::later); }
 
 void Api::add_routes(http::Router& router) {
   const auto route = [&](Method method, std::string_view pattern,
@@ -120,9 +133,10 @@ http::Response Api::create(http::Request& request) {
                                       quote_for_message(parsed.idempotency_key))},
               {"id", result.notification.id}}}});
   }
-  boost::json::object json = to_json(result.notification);
-  return http::json_response(result.status == SubmitStatus::created ? Status::accepted : Status::ok,
-                             json);
+  const bool created = result.status == SubmitStatus::created;
+  return http::json_response(
+      created ? Status::accepted : Status::ok,
+      notification_json(result.notification, created ? Moment::intake : Moment::later));
 }
 
 http::Response Api::show(http::Request& request) {

@@ -102,6 +102,9 @@ TEST_F(ApiTest, ANotificationWhoseEveryChannelIsSkippedSaysSoInItsDeliveries) {
   clock_.advance(1h);
   EXPECT_TRUE(email_->calls().empty());
   EXPECT_TRUE(sms_->calls().empty());
+  const http::Response shown =
+      client_->get(fmt::format("/api/v1/notifications/{}", id_of(created)));
+  EXPECT_EQ(json(shown).at("status").as_string(), "done") << "after intake, all final is done";
 }
 
 TEST_F(ApiTest, AcceptsANotificationAndShowsItsDeliveries) {
@@ -125,6 +128,8 @@ TEST_F(ApiTest, AcceptsANotificationAndShowsItsDeliveries) {
   EXPECT_EQ(deliveries[0].at("attempts").as_int64(), 1);
   EXPECT_EQ(deliveries[0].at("last_error").as_string(), "");
   EXPECT_EQ(deliveries[0].at("updated_at").as_string(), "2026-01-01T00:00:00Z");
+  EXPECT_EQ(deliveries[1].at("status").as_string(), "sent");
+  EXPECT_EQ(n.at("status").as_string(), "done") << "every delivery is final: nothing is queued";
   EXPECT_EQ(client_->get("/api/v1/notifications/ntf_nope").result(), Status::not_found);
 }
 

@@ -168,7 +168,10 @@ class EventBus {
   // invalid topic (nothing is published), PublishFailed as described above.
   // With a transport: hands the message to it and returns how many of this bus's subscriptions
   // match (subscribers elsewhere are not known here); they receive it through the transport.
-  // Throws keel::BackendError when the transport fails (the message is not published).
+  // Throws keel::BackendError when the transport fails. The message may still be published:
+  // a transport that buffers across reconnects (NATS JetStream, see nats_transport.h) can store
+  // it once the server is back, so a caller that retries can publish it twice. Give messages an
+  // id and deduplicate where that matters.
   std::size_t publish(std::string_view topic, std::string payload);
   std::size_t publish(std::string_view topic, std::string payload, Headers headers);
   // Serialises `value` and publishes it with header content-type: application/json.
