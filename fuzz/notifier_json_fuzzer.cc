@@ -32,6 +32,7 @@
 #include "case_studies/notification_system/notifier.h"
 #include "case_studies/notification_system/sqlite_store.h"
 #include "fuzz/check.h"
+#include "fuzz/route.h"
 #include "keel/core/clock.h"
 #include "keel/core/encoding.h"
 #include "keel/core/scheduler.h"
@@ -75,23 +76,7 @@ struct Service {
 
 http::Response call(const http::Router& router, http::Method method, std::string_view target,
                     std::string_view body) {
-  http::Request request;
-  request.message.method(method);
-  request.message.target(std::string(target));
-  request.message.version(11);
-  request.message.set(http::Field::host, "notifier");
-  request.message.set(http::Field::content_type, "application/json");
-  request.message.body() = std::string(body);
-  request.message.prepare_payload();
-  request.client_address = boost::asio::ip::make_address("192.0.2.7");
-  try {
-    return router.route(request);
-  } catch (const http::HttpError& e) {
-    return http::error_response(e.status(), e.code(), e.what());
-  } catch (const std::exception& e) {
-    KEEL_FUZZ_CHECK(false, "the handler threw (a 500): {}", e.what());
-  }
-  __builtin_unreachable();
+  return keel::fuzz::route_json(router, method, target, "notifier", body);
 }
 
 json::value parse_body(const http::Response& response) {

@@ -26,6 +26,7 @@
 #include "case_studies/url_shortener/shortener.h"
 #include "case_studies/url_shortener/url.h"
 #include "fuzz/check.h"
+#include "fuzz/route.h"
 #include "keel/core/clock.h"
 #include "keel/core/encoding.h"
 #include "keel/http/router.h"
@@ -63,23 +64,7 @@ struct Service {
 };
 
 http::Response post(const http::Router& router, std::string_view body) {
-  http::Request request;
-  request.message.method(http::Method::post);
-  request.message.target("/api/v1/links");
-  request.message.version(11);
-  request.message.set(http::Field::host, "sho.rt");
-  request.message.set(http::Field::content_type, "application/json");
-  request.message.body() = std::string(body);
-  request.message.prepare_payload();
-  request.client_address = boost::asio::ip::make_address("192.0.2.7");
-  try {
-    return router.route(request);
-  } catch (const http::HttpError& e) {
-    return http::error_response(e.status(), e.code(), e.what());
-  } catch (const std::exception& e) {
-    KEEL_FUZZ_CHECK(false, "the handler threw (a 500): {}", e.what());
-  }
-  __builtin_unreachable();
+  return keel::fuzz::route_json(router, http::Method::post, "/api/v1/links", "sho.rt", body);
 }
 
 bool digits(std::string_view s, std::size_t at, std::size_t n) {

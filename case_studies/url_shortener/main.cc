@@ -13,15 +13,16 @@
 #include <signal.h>
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "case_studies/url_shortener/analytics.h"
 #include "case_studies/url_shortener/api.h"
@@ -55,6 +56,8 @@ struct Storage {
   std::unique_ptr<keel::shortener::CounterSource> counters;  // null: the store's own counter
   std::unique_ptr<keel::cache::Cache<std::string, keel::shortener::Link>> cache;  // null: LRU
   std::string description;
+  // The series /metrics shows for these parts (Redis errors and fallbacks); ended before them.
+  std::function<std::vector<keel::Subscription>(keel::MetricsRegistry&)> export_metrics;
 };
 
 Storage open_storage(const std::string& db, const std::string& postgres,
@@ -77,10 +80,24 @@ Storage open_storage(const std::string& db, const std::string& postgres,
 #ifdef KEEL_SHORTENER_WITH_REDIS
     const keel::redis::ConnectionOptions connection{
         .host = redis->host, .port = redis->port, .pool_size = threads};
-    storage.counters = std::make_unique<RedisCounterSource>(
+    auto counters = std::make_unique<RedisCounterSource>(
         RedisCounterOptions{.connection = connection}, *storage.store);
-    storage.cache =
-        std::make_unique<RedisLinkCache>(RedisLinkCacheOptions{.connection = connection});
+    auto cache = std::make_unique<RedisLinkCache>(RedisLinkCacheOptions{.connection = connection});
+    // Redis failing is survivable (the store answers instead), so it must be visible.
+    storage.export_metrics = [c = cache.get(), n = counters.get()](keel::MetricsRegistry& m) {
+      std::vector<keel::Subscription> series;
+      series.push_back(m.counter_fn(
+          "keel_shortener_redis_errors_total",
+          "link cache reads and writes to Redis that failed (answered from the store)", {},
+          [c] { return static_cast<double>(c->metrics().redis_errors); }));
+      series.push_back(m.counter_fn(
+          "keel_shortener_counter_fallbacks_total",
+          "counter blocks taken from the link store because Redis failed", {},
+          [n] { return static_cast<double>(n->metrics().fallbacks); }));
+      return series;
+    };
+    storage.counters = std::move(counters);
+    storage.cache = std::move(cache);
     storage.description += fmt::format(", counter blocks and link cache in Redis {}:{}",
                                        redis->host, redis->port);
 #else
@@ -204,6 +221,8 @@ int main(int argc, char** argv) {
                         .redirect_status = redirect_status,
                         .create_limit = ratelimit::Limit::token_bucket(create_rate, create_burst)});
     MetricsRegistry metrics;
+    const std::vector<Subscription> storage_series =
+        storage.export_metrics ? storage.export_metrics(metrics) : std::vector<Subscription>{};
     http::Router router;
     api.add_routes(router);
     http::Server server(std::move(router), {.host = host,

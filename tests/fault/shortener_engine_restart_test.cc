@@ -53,6 +53,14 @@ long long redis_keys(const RedisServer& redis) {
   return keys;
 }
 
+// The value of an unlabelled series in the service's /metrics; -1 when it is absent.
+double metric(std::uint16_t port, std::string_view name) {
+  const std::string text = http::Client("127.0.0.1", port).get("/metrics").body();
+  const std::regex series(fmt::format(R"re((^|\n){} ([0-9.e+]+))re", name));
+  std::smatch match;
+  return std::regex_search(text, match, series) ? std::stod(match[2].str()) : -1;
+}
+
 // The value of http_requests_total for a method and status in the service's /metrics; 0 when
 // the series is absent.
 double requests_with_status(std::uint16_t port, std::string_view method, int status) {
@@ -107,12 +115,17 @@ TEST_F(FaultShortenerEngineRestartTest, RedisCrashFallsThroughToPostgresWithoutA
   load_.start(3, "redis");
   ASSERT_TRUE(created_more(200)) << load_.last_failure();
   ASSERT_GT(redis_keys(*redis_), 0) << "the shortener does not use Redis";
+  const std::string errors = "keel_shortener_redis_errors_total";
+  ASSERT_GE(metric(service_->port(), errors), 0) << "/metrics has no " << errors;
   for (int round = 0; round < rounds(); ++round) {
+    const double errors_before = metric(service_->port(), errors);
     redis_->stop(/*crash=*/true);
     // Creations and redirects go on while Redis is gone.
     EXPECT_TRUE(created_more(200)) << "creations stalled without Redis: " << load_.last_failure();
     const std::size_t redirects = load_.redirects();
     EXPECT_TRUE(wait_until([&] { return load_.redirects() >= redirects + 200; }, 30s, 1ms));
+    // The fall-through is not silent: /metrics counts the failed Redis calls.
+    EXPECT_GT(metric(service_->port(), errors), errors_before);
     ASSERT_NO_THROW(redis_->start_again());
     // Redis restarted empty (no persistence): the shortener fills it again on its own.
     EXPECT_TRUE(created_more(200)) << load_.last_failure();
