@@ -124,6 +124,16 @@ class FaultNotifierKillTest : public ::testing::TestWithParam<Storage> {
     return client.request(method, target, body, {{"Content-Type", "application/json"}});
   }
 
+  // Users u0..u9, whom the posters notify by SMS, get a phone number.
+  void give_the_users_a_phone() {
+    for (int user = 0; user < 10; ++user) {
+      ASSERT_EQ(call(Method::put, fmt::format("/api/v1/users/u{}/contacts", user),
+                     R"({"phone": "+33612345678"})")
+                    .result(),
+                Status::ok);
+    }
+  }
+
   // Posts notifications until `stop`; records each 202 with its delivery ids.
   void post_until(std::atomic<bool>& stop, int round, int thread) {
     static constexpr std::array<const char*, 4> kPriorities = {"critical", "high", "normal", "low"};
@@ -232,12 +242,7 @@ TEST_P(FaultNotifierKillTest, AcceptedNotificationsAreDeliveredAndDuplicatesOnly
   std::vector<std::size_t> kill_marks;  // the sink's request count at each kill
 
   ASSERT_NO_THROW(service_->start());
-  for (int user = 0; user < 10; ++user) {
-    ASSERT_EQ(call(Method::put, fmt::format("/api/v1/users/u{}/contacts", user),
-                   R"({"phone": "+33612345678"})")
-                  .result(),
-              Status::ok);
-  }
+  ASSERT_NO_FATAL_FAILURE(give_the_users_a_phone());
   for (int round = 0; round < kills; ++round) {
     if (round > 0) {
       ASSERT_NO_THROW(service_->start());
@@ -309,12 +314,7 @@ class FaultNotifierPostgresRestartTest : public FaultNotifierKillTest {};
 
 TEST_P(FaultNotifierPostgresRestartTest, IntakeErrorsCleanlyAndEverythingAcceptedIsDelivered) {
   ASSERT_NO_THROW(service_->start());
-  for (int user = 0; user < 10; ++user) {
-    ASSERT_EQ(call(Method::put, fmt::format("/api/v1/users/u{}/contacts", user),
-                   R"({"phone": "+33612345678"})")
-                  .result(),
-              Status::ok);
-  }
+  ASSERT_NO_FATAL_FAILURE(give_the_users_a_phone());
   std::atomic<bool> stop{false};
   std::vector<std::thread> posters;
   for (int t = 0; t < 3; ++t) posters.emplace_back([&, t] { post_until(stop, 0, t); });
