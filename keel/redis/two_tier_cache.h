@@ -153,12 +153,14 @@ class TwoTierCache final : public cache::Cache<K, V> {
     const bool stored =
         l2_.core_.put(encoded, ValueCodec::encode(value), ttl, publication(message));
     if (stored) count(invalidations_sent_);
-    invalidate_stripe(stripe);  // after the write: see fill()
-    if (trusted && stored) {
-      fill(key, std::move(value), ttl, stripe, before + 1);  // +1: our own invalidation
-    } else {
-      l1_.erase(key);  // L1 never holds what the other nodes cannot see
-    }
+    // Like a received invalidation: bump the version after the write (see fill()), then erase
+    // what L1 held, which is older than this write. The fill below may be dropped (another put
+    // of the key moved the version meanwhile, and that put may have written to Redis first), so
+    // the erase cannot be left to it. Without Redis, L1 is not filled: it never holds what the
+    // other nodes cannot see.
+    invalidate_stripe(stripe);
+    l1_.erase(key);
+    if (trusted && stored) fill(key, std::move(value), ttl, stripe, before + 1);  // +1: ours
   }
 
   // Whether either tier held the key. L1 is erased even when Redis fails.

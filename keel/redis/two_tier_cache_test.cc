@@ -17,6 +17,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -241,6 +242,78 @@ TEST_F(TwoTierCacheTest, FillThatRacedWithAnInvalidationIsDropped) {
 
   EXPECT_EQ(a_l1.get("k"), std::nullopt) << "the stale fill outlived the invalidation";
   EXPECT_EQ(a.get("k"), "new");
+}
+
+// A value codec that can hold the encoding of one value: TwoTierCache::put encodes after it has
+// read the key's version and before it writes to Redis, so holding it opens the window in which
+// another put of the same key on the same node can write first and finish.
+struct GatedValueCodec {
+  static std::string encode(const std::string& value) {
+    std::unique_lock lock(mutex);
+    if (value == held_value) {
+      holding = true;
+      changed.notify_all();
+      changed.wait(lock, [] { return open; });
+    }
+    return value;
+  }
+  static std::string decode(std::string_view bytes) { return std::string(bytes); }
+
+  static void hold(std::string value) {
+    std::lock_guard lock(mutex);
+    held_value = std::move(value);
+    holding = false;
+    open = false;
+  }
+  static bool is_holding() {
+    std::lock_guard lock(mutex);
+    return holding;
+  }
+  static void release() {
+    std::lock_guard lock(mutex);
+    open = true;
+    changed.notify_all();
+  }
+
+  static inline std::mutex mutex;
+  static inline std::condition_variable changed;
+  static inline std::string held_value;
+  static inline bool holding = false;
+  static inline bool open = true;
+};
+
+TEST_F(TwoTierCacheTest, PutWhoseFillIsDroppedStillEvictsTheValueItReplaced) {
+  using Gated = TwoTierCache<std::string, std::string, DefaultCodec<std::string>, GatedValueCodec>;
+  cache::LruCache<std::string, std::string> l1(100);
+  RedisCache<std::string, std::string, DefaultCodec<std::string>, GatedValueCodec> l2(options_);
+  Gated a(l1, l2);
+  ASSERT_TRUE(wait_until([&] { return a.subscribed(); }, kPropagation));
+
+  // The second writer reads the key's version, then is held before its write...
+  GatedValueCodec::hold("second");
+  std::thread second([&] { a.put("k", "second"); });
+  struct Join {  // on a failed ASSERT below too: release and join, never abort
+    std::thread& thread;
+    ~Join() {
+      GatedValueCodec::release();
+      if (thread.joinable()) thread.join();
+    }
+  } join{second};
+  ASSERT_TRUE(wait_until([] { return GatedValueCodec::is_holding(); }, kPropagation));
+  // ...while the first writes, invalidates and fills L1 with its value.
+  a.put("k", "first");
+  ASSERT_EQ(l1.get("k"), "first");
+  // The second's write lands last in Redis; the first's invalidation moved the version it read,
+  // so its own fill is dropped, and the value it replaced must not stay behind in L1.
+  GatedValueCodec::release();
+  second.join();
+
+  EXPECT_EQ(l2.get("k"), "second");
+  const std::optional<std::string> in_l1 = l1.get("k");
+  if (in_l1) {
+    EXPECT_EQ(*in_l1, "second") << "L1 kept a value Redis no longer has";
+  }
+  EXPECT_EQ(a.get("k"), "second");
 }
 
 TEST_F(TwoTierCacheTest, ClearEmptiesEveryNodesL1AndRedis) {
