@@ -15,7 +15,11 @@ namespace keel::notifier {
 
 namespace {
 
+using internal::kDeliveryColumnCount;
+using internal::kDeliveryColumns;
 using internal::kLeasedStatuses;
+using internal::kNotificationColumnCount;
+using internal::kNotificationColumns;
 using internal::kPendingStatuses;
 using postgres::Param;
 using postgres::Row;
@@ -85,42 +89,21 @@ CREATE TABLE IF NOT EXISTS contacts (
   webhook_url TEXT NOT NULL);
 )sql";
 
-constexpr std::string_view kDeliveryColumns =
-    "d.id, d.notification_id, d.channel, d.status, d.attempts, d.last_error, d.due_at, "
-    "d.updated_at, d.provider";
-constexpr std::size_t kDeliveryColumnCount = 9;
-constexpr std::string_view kNotificationColumns =
-    "n.id, n.user_id, n.priority, n.category, n.subject, n.body, n.template, n.send_at, "
-    "n.idempotency_key, n.fingerprint, n.created_at";
+// A result row, as internal::read_delivery/read_notification read it.
+struct ResultRow {
+  const Row& row;
+  std::string text(int column) const { return row.as_text(index(column)); }
+  std::int64_t int64(int column) const { return row.as_int64(index(column)); }
+  bool is_null(int column) const { return row.is_null(index(column)); }
+  static std::size_t index(int column) { return static_cast<std::size_t>(column); }
+};
 
-Delivery read_delivery(const Row& row, std::size_t at = 0) {
-  Delivery d;
-  d.id = row.as_text(at + 0);
-  d.notification_id = row.as_text(at + 1);
-  d.channel = internal::channel_from_text(row.as_text(at + 2));
-  d.status = internal::status_from_text(row.as_text(at + 3));
-  d.attempts = static_cast<int>(row.as_int64(at + 4));
-  d.last_error = row.as_text(at + 5);
-  d.due_at = from_millis(row.as_int64(at + 6));
-  d.updated_at = from_millis(row.as_int64(at + 7));
-  d.provider = row.as_text(at + 8);
-  return d;
+Delivery read_delivery(const Row& row, int at = 0) {
+  return internal::read_delivery(ResultRow{row}, at);
 }
 
-Notification read_notification(const Row& row, std::size_t at) {
-  Notification n;
-  n.id = row.as_text(at + 0);
-  n.user_id = row.as_text(at + 1);
-  n.priority = internal::priority_from_rank(row.as_int64(at + 2));
-  n.category = row.as_text(at + 3);
-  n.subject = row.as_text(at + 4);
-  n.body = row.as_text(at + 5);
-  n.template_name = row.as_text(at + 6);
-  if (!row.is_null(at + 7)) n.send_at = from_millis(row.as_int64(at + 7));
-  n.idempotency_key = row.as_text(at + 8);
-  n.fingerprint = row.as_text(at + 9);
-  n.created_at = from_millis(row.as_int64(at + 10));
-  return n;
+Notification read_notification(const Row& row, int at) {
+  return internal::read_notification(ResultRow{row}, at);
 }
 
 // The time leases are measured in: the caller's `now` when it is given ($n not NULL), else the
@@ -303,7 +286,7 @@ std::vector<Claim> PostgresNotificationStore::claim(Pool pool, WallTime now, Dur
       {static_cast<int>(pool), now_ms, static_cast<std::int64_t>(max), token, lease_ms,
        lease_time});
   std::vector<std::tuple<std::int64_t, std::int64_t, Claim>> ordered;
-  const std::size_t contacts_column = kDeliveryColumnCount + 11;
+  const std::size_t contacts_column = kDeliveryColumnCount + kNotificationColumnCount;
   const std::size_t key_column = contacts_column + 4;
   for (const Row& row : rows) {
     ordered.emplace_back(
@@ -323,8 +306,8 @@ std::vector<Claim> PostgresNotificationStore::claim(Pool pool, WallTime now, Dur
 }
 
 std::optional<int> PostgresNotificationStore::begin_send(std::string_view delivery_id,
-                                                         std::string_view lease_token,
-                                                         WallTime now, Duration lease) {
+                                                         std::string_view lease_token, WallTime now,
+                                                         Duration lease) {
   Impl::Borrowed db(*impl_, internal::pool_of_token(lease_token));
   const postgres::Result row =
       db->execute(fmt::format("UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "

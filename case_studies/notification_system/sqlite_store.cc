@@ -15,7 +15,11 @@ namespace keel::notifier {
 
 namespace {
 
+using internal::kDeliveryColumnCount;
+using internal::kDeliveryColumns;
 using internal::kLeasedStatuses;
+using internal::kNotificationColumnCount;
+using internal::kNotificationColumns;
 using internal::kPendingStatuses;
 
 constexpr std::string_view kSchema = R"sql(
@@ -106,42 +110,20 @@ void migrate(sqlite::Database& db) {
   }
 }
 
-constexpr std::string_view kDeliveryColumns =
-    "d.id, d.notification_id, d.channel, d.status, d.attempts, d.last_error, d.due_at, "
-    "d.updated_at, d.provider";
-constexpr int kDeliveryColumnCount = 9;
-constexpr std::string_view kNotificationColumns =
-    "n.id, n.user_id, n.priority, n.category, n.subject, n.body, n.template, n.send_at, "
-    "n.idempotency_key, n.fingerprint, n.created_at";
+// A row of a stepped statement, as internal::read_delivery/read_notification read it.
+struct StatementRow {
+  const sqlite::Statement& statement;
+  std::string text(int column) const { return statement.column_text(column); }
+  std::int64_t int64(int column) const { return statement.column_int64(column); }
+  bool is_null(int column) const { return statement.column_is_null(column); }
+};
 
-Delivery read_delivery(const sqlite::Statement& row, int at = 0) {
-  Delivery d;
-  d.id = row.column_text(at + 0);
-  d.notification_id = row.column_text(at + 1);
-  d.channel = internal::channel_from_text(row.column_text(at + 2));
-  d.status = internal::status_from_text(row.column_text(at + 3));
-  d.attempts = static_cast<int>(row.column_int64(at + 4));
-  d.last_error = row.column_text(at + 5);
-  d.due_at = from_millis(row.column_int64(at + 6));
-  d.updated_at = from_millis(row.column_int64(at + 7));
-  d.provider = row.column_text(at + 8);
-  return d;
+Delivery read_delivery(const sqlite::Statement& statement, int at = 0) {
+  return internal::read_delivery(StatementRow{statement}, at);
 }
 
-Notification read_notification(const sqlite::Statement& row, int at) {
-  Notification n;
-  n.id = row.column_text(at + 0);
-  n.user_id = row.column_text(at + 1);
-  n.priority = internal::priority_from_rank(row.column_int64(at + 2));
-  n.category = row.column_text(at + 3);
-  n.subject = row.column_text(at + 4);
-  n.body = row.column_text(at + 5);
-  n.template_name = row.column_text(at + 6);
-  if (!row.column_is_null(at + 7)) n.send_at = from_millis(row.column_int64(at + 7));
-  n.idempotency_key = row.column_text(at + 8);
-  n.fingerprint = row.column_text(at + 9);
-  n.created_at = from_millis(row.column_int64(at + 10));
-  return n;
+Notification read_notification(const sqlite::Statement& statement, int at) {
+  return internal::read_notification(StatementRow{statement}, at);
 }
 
 // A cached prepared statement, reset (bindings cleared) when the use ends so that no read stays
@@ -366,7 +348,7 @@ std::vector<Claim> SqliteNotificationStore::claim(Pool pool, WallTime now, Durat
   std::vector<Claim> claims;
   const std::string token = internal::new_lease_token(pool);
   while (select->step()) {
-    constexpr int kContacts = kDeliveryColumnCount + 11;
+    constexpr int kContacts = kDeliveryColumnCount + kNotificationColumnCount;
     claims.push_back(
         {read_notification(*select, kDeliveryColumnCount), read_delivery(*select), token,
          Contacts{select->column_text(kContacts), select->column_text(kContacts + 1),
