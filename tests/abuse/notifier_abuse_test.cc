@@ -28,6 +28,7 @@
 #include "keel/http/server.h"
 #include "tests/abuse/service.h"
 #include "tests/support/free_port.h"
+#include "tests/support/server_launch.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 
@@ -374,25 +375,36 @@ TEST_F(NotifierAbuseTest, AUserOverTheRateLimitIsHeldAndAnotherUserIsNot) {
 TEST_F(NotifierAbuseTest, ProviderCredentialsAppearNowhere) {
   const std::string password = "SMTP-PASSW0RD-9d2f6b1e";
   const std::string api_key = "GW-API-KEY-41c7e0aa";
-  const std::uint16_t smtp_port = free_loopback_port();
   const std::filesystem::path mail = dir_.path() / "mail";
   std::filesystem::create_directories(mail);
-  ChildProcess smtp =
-      ChildProcess::spawn({KEEL_SMTP_SINK, "--port", std::to_string(smtp_port), "--out",
-                           mail.string(), "--auth", fmt::format("notifier:{}", password),
-                           "--reject", "bad@example.com=550 5.1.1 No such mailbox"},
-                          dir_.path() / "smtp.log");
-  ASSERT_TRUE(wait_until(
-      [&] {
-        try {
-          RawConnection probe(smtp_port);
-          return true;
-        } catch (const std::exception&) {
-          return false;
-        }
-      },
-      20s))
-      << tail_of_file(dir_.path() / "smtp.log");
+  // Throws (failing the test) with the sink's log when it cannot start.
+  const LaunchedServer smtp = launch_on_free_port({
+      .name = "smtp_sink.py",
+      .argv =
+          [&](std::uint16_t port) {
+            return std::vector<std::string>{KEEL_SMTP_SINK,
+                                            "--port",
+                                            std::to_string(port),
+                                            "--out",
+                                            mail.string(),
+                                            "--auth",
+                                            fmt::format("notifier:{}", password),
+                                            "--reject",
+                                            "bad@example.com=550 5.1.1 No such mailbox"};
+          },
+      .log_file = dir_.path() / "smtp.log",
+      .run_as_user = std::nullopt,
+      .ready =
+          [](std::uint16_t port) {
+            try {
+              RawConnection probe(port);
+              return true;
+            } catch (const std::exception&) {
+              return false;
+            }
+          },
+  });
+  const std::uint16_t smtp_port = smtp.port;
 
   start(fmt::format(
       R"j({{"providers": {{

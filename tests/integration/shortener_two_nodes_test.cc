@@ -196,18 +196,18 @@ TEST_F(ShortenerTwoNodesTest, NodesShareCodesLinksAndDeletes) {
   }
 
   // Each link was followed once on each node: both nodes' stats count the two clicks, from the
-  // click log they share in PostgreSQL (appended every 250 ms; waited for, at most 5 s).
+  // click log they share in PostgreSQL (appended every 250 ms; waited for, at most 30 s).
   const std::string followed = std::next(url_of_code_.begin())->first;
   auto clicks_on = [&](http::Client& client) -> std::int64_t {
     const http::Response r = client.get(fmt::format("/api/v1/links/{}", followed));
     if (r.result() != Status::ok) return -1;
     return boost::json::parse(r.body()).as_object().at("clicks").to_number<std::int64_t>();
   };
-  EXPECT_TRUE(wait_until([&] { return clicks_on(client_a) == 2 && clicks_on(client_b) == 2; }, 5s))
+  EXPECT_TRUE(wait_until([&] { return clicks_on(client_a) == 2 && clicks_on(client_b) == 2; }, 30s))
       << "clicks on A: " << clicks_on(client_a) << ", on B: " << clicks_on(client_b);
 
   // A delete on A: B, which has the link in its cache, answers 410 once A's invalidation has
-  // crossed Redis (one hop; waited for, at most 5 s).
+  // crossed Redis (one hop; waited for, at most 30 s).
   const std::string doomed = url_of_code_.begin()->first;
   ASSERT_EQ(client_b.get(fmt::format("/{}", doomed)).result(), Status::found);
   const http::Response deleted =
@@ -216,7 +216,7 @@ TEST_F(ShortenerTwoNodesTest, NodesShareCodesLinksAndDeletes) {
   ASSERT_EQ(deleted.result(), Status::no_content) << deleted.body();
   EXPECT_EQ(client_a.get(fmt::format("/{}", doomed)).result(), Status::gone);
   EXPECT_TRUE(wait_until(
-      [&] { return client_b.get(fmt::format("/{}", doomed)).result() == Status::gone; }, 5s))
+      [&] { return client_b.get(fmt::format("/{}", doomed)).result() == Status::gone; }, 30s))
       << "node B still redirects a link deleted on node A";
   // And the URL left dedup: shortened again (on B), it gets a new code.
   const Created again = create(client_b, url_of_code_.begin()->second);
