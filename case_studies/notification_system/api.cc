@@ -156,8 +156,8 @@ http::Response Api::cancel(http::Request& request) {
 }
 
 http::Response Api::get_preferences(http::Request& request) {
-  return http::json_response(Status::ok,
-                             to_json(notifier_.store().preferences(user_id_of(request))));
+  return http::json_response(
+      Status::ok, to_json(notifier_.store().preferences(user_id_of(request), Pool::standard)));
 }
 
 http::Response Api::put_preferences(http::Request& request) {
@@ -172,7 +172,8 @@ http::Response Api::put_preferences(http::Request& request) {
 }
 
 http::Response Api::get_contacts(http::Request& request) {
-  return http::json_response(Status::ok, to_json(notifier_.store().contacts(user_id_of(request))));
+  return http::json_response(
+      Status::ok, to_json(notifier_.store().contacts(user_id_of(request), Pool::standard)));
 }
 
 http::Response Api::put_contacts(http::Request& request) {

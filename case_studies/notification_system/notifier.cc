@@ -244,8 +244,9 @@ SubmitResult Notifier::submit(const NotificationRequest& request) {
   n.fingerprint = request.fingerprint();
   n.created_at = now;
 
-  const Preferences preferences = store_.preferences(request.user_id);
-  const Contacts contacts = store_.contacts(request.user_id);
+  const Pool lane = pool_of(request.priority);  // a critical intake reads on reserved connections
+  const Preferences preferences = store_.preferences(request.user_id, lane);
+  const Contacts contacts = store_.contacts(request.user_id, lane);
   const bool mandatory = options_.mandatory_categories.contains(request.category);
   WallTime due = now;
   std::string hold_reason;

@@ -410,8 +410,8 @@ std::map<DeliveryStatus, std::int64_t> PostgresNotificationStore::count_by_statu
   return counts;
 }
 
-Preferences PostgresNotificationStore::preferences(std::string_view user_id) {
-  Impl::Borrowed db(*impl_);
+Preferences PostgresNotificationStore::preferences(std::string_view user_id, Pool lane) {
+  Impl::Borrowed db(*impl_, lane);
   const postgres::Result row =
       db->execute("SELECT document FROM preferences WHERE user_id = $1", {user_id});
   if (row.empty()) return {};
@@ -434,8 +434,8 @@ Preferences PostgresNotificationStore::update_preferences(
   return preferences;
 }
 
-Contacts PostgresNotificationStore::contacts(std::string_view user_id) {
-  Impl::Borrowed db(*impl_);
+Contacts PostgresNotificationStore::contacts(std::string_view user_id, Pool lane) {
+  Impl::Borrowed db(*impl_, lane);
   const postgres::Result row = db->execute(
       "SELECT email, phone, push_token, webhook_url FROM contacts WHERE user_id = $1", {user_id});
   if (row.empty()) return {};

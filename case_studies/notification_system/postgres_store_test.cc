@@ -72,7 +72,7 @@ Notification one(Priority priority, WallTime due) {
   return n;
 }
 
-TEST(PostgresStoreTest, ASaturatedStandardSideCannotBlockACriticalDelivery) {
+TEST(PostgresStoreTest, ASaturatedStandardSideCannotBlockACriticalNotification) {
   const std::string database = fresh_database();
   PostgresNotificationStore store(database, {.connections = 3, .critical_connections = 1});
   const WallTime now = SteadyClock().wall_now();
@@ -84,7 +84,6 @@ TEST(PostgresStoreTest, ASaturatedStandardSideCannotBlockACriticalDelivery) {
   ASSERT_EQ(store.complete(low[0].delivery.id, low[0].lease_token,
                            {.status = DeliveryStatus::failed, .error = "550"}, now),
             DeliveryStatus::failed);
-  ASSERT_TRUE(store.insert(one(Priority::critical, now), now - 24h).created);
 
   // Standard work (HTTP handlers, standard workers) stuck in the database: as many callers as
   // there are connections, each waiting for a row lock held elsewhere (a hand retry of that
@@ -104,8 +103,12 @@ TEST(PostgresStoreTest, ASaturatedStandardSideCannotBlockACriticalDelivery) {
       },
       10s);
 
-  // A password reset: claimed, sent and completed while the standard side is stuck.
+  // A password reset: accepted (intake's reads and insert), claimed, sent and completed while
+  // the standard side is stuck.
   auto critical = std::async(std::launch::async, [&]() -> std::optional<DeliveryStatus> {
+    store.preferences("u1", Pool::critical);
+    store.contacts("u1", Pool::critical);
+    if (!store.insert(one(Priority::critical, now), now - 24h).created) return std::nullopt;
     const std::vector<Claim> c = store.claim(Pool::critical, now, 30s, 10, 5);
     if (c.size() != 1) return std::nullopt;
     if (!store.begin_send(c[0].delivery.id, c[0].lease_token, now, 30s)) return std::nullopt;

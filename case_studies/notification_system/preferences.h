@@ -2,7 +2,7 @@
 // zone) and contacts (where each channel reaches them), with the partial updates the HTTP API
 // applies:
 //
-//   Preferences p = store.preferences("u1");
+//   Preferences p = store.preferences("u1", Pool::standard);
 //   apply_preferences_patch(p, json::parse(R"({"channels": {"sms": false}})"));  // rest unchanged
 //   if (auto until = quiet_hours_end(*p.quiet_hours, now)) hold_until(*until);
 //

@@ -489,7 +489,7 @@ std::map<DeliveryStatus, std::int64_t> SqliteNotificationStore::count_by_status(
   return counts;
 }
 
-Preferences SqliteNotificationStore::preferences(std::string_view user_id) {
+Preferences SqliteNotificationStore::preferences(std::string_view user_id, Pool /*lane*/) {
   std::lock_guard lock(impl_->reader().mu);
   Cached select = impl_->reader().prepare("SELECT document FROM preferences WHERE user_id = ?1");
   select->bind_text(1, user_id);
@@ -518,7 +518,7 @@ Preferences SqliteNotificationStore::update_preferences(
   return preferences;
 }
 
-Contacts SqliteNotificationStore::contacts(std::string_view user_id) {
+Contacts SqliteNotificationStore::contacts(std::string_view user_id, Pool /*lane*/) {
   std::lock_guard lock(impl_->reader().mu);
   Cached select = impl_->reader().prepare(
       "SELECT email, phone, push_token, webhook_url FROM contacts WHERE user_id = ?1");

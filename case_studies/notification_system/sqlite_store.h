@@ -45,10 +45,10 @@ class SqliteNotificationStore final : public NotificationStore {
   std::vector<Delivery> dead_letters(std::size_t limit) override;
   std::optional<WallTime> next_due(Pool pool) override;
   std::map<DeliveryStatus, std::int64_t> count_by_status() override;
-  Preferences preferences(std::string_view user_id) override;
+  Preferences preferences(std::string_view user_id, Pool lane) override;
   Preferences update_preferences(std::string_view user_id,
                                  const std::function<void(Preferences&)>& patch) override;
-  Contacts contacts(std::string_view user_id) override;
+  Contacts contacts(std::string_view user_id, Pool lane) override;
   Contacts update_contacts(std::string_view user_id,
                            const std::function<void(Contacts&)>& patch) override;
 

@@ -140,12 +140,15 @@ class NotificationStore {
   // Deliveries per status (claimed ones counted as queued).
   virtual std::map<DeliveryStatus, std::int64_t> count_by_status() = 0;
 
-  // Defaults (everything allowed, no quiet hours / no contacts) for an unknown user.
-  virtual Preferences preferences(std::string_view user_id) = 0;
+  // Defaults (everything allowed, no quiet hours / no contacts) for an unknown user. `lane` is
+  // the pool the read is for: intake of a critical notification reads on Pool::critical, so
+  // that a database saturated by standard work cannot delay accepting it (the PostgreSQL store
+  // serves it from its reserved connections; SQLite has one connection for everything).
+  virtual Preferences preferences(std::string_view user_id, Pool lane) = 0;
   // Reads, applies `patch` (which may throw: nothing is stored) and stores, atomically.
   virtual Preferences update_preferences(std::string_view user_id,
                                          const std::function<void(Preferences&)>& patch) = 0;
-  virtual Contacts contacts(std::string_view user_id) = 0;
+  virtual Contacts contacts(std::string_view user_id, Pool lane) = 0;
   virtual Contacts update_contacts(std::string_view user_id,
                                    const std::function<void(Contacts&)>& patch) = 0;
 };

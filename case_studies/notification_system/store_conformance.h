@@ -170,8 +170,7 @@ TEST_P(StoreConformanceTest, AClaimIsALeaseThatExpires) {
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].delivery.id, first[0].delivery.id);
   EXPECT_THAT(second[0].delivery.last_error, ::testing::HasSubstr("lease expired"));
-  EXPECT_EQ(store_->begin_send(second[0].delivery.id, second[0].lease_token, t0_ + 30s, kLease),
-            2);
+  EXPECT_EQ(store_->begin_send(second[0].delivery.id, second[0].lease_token, t0_ + 30s, kLease), 2);
   EXPECT_FALSE(store_->complete(first[0].delivery.id, first[0].lease_token, {}, t0_ + 31s))
       << "the first worker lost its lease: its result must not count";
   EXPECT_TRUE(store_->complete(second[0].delivery.id, second[0].lease_token,
@@ -370,14 +369,14 @@ TEST_P(StoreConformanceTest, FailedDeliveriesAreDeadLettersThatCanBeRetriedByHan
 }
 
 TEST_P(StoreConformanceTest, PreferencesAndContactsUpdatePartially) {
-  EXPECT_TRUE(store_->preferences("u9").channels.empty());
+  EXPECT_TRUE(store_->preferences("u9", Pool::standard).channels.empty());
   store_->update_preferences("u9", [](Preferences& p) { p.channels["sms"] = false; });
   store_->update_preferences("u9", [](Preferences& p) {
     p.categories["marketing"] = false;
     p.quiet_hours =
         QuietHours{.start_minute = 22 * 60, .end_minute = 7 * 60, .time_zone = "Europe/Paris"};
   });
-  const Preferences p = store_->preferences("u9");
+  const Preferences p = store_->preferences("u9", Pool::standard);
   EXPECT_FALSE(p.allows_channel(Channel::sms));
   EXPECT_TRUE(p.allows_channel(Channel::email));
   EXPECT_FALSE(p.allows_category("marketing"));
@@ -386,15 +385,15 @@ TEST_P(StoreConformanceTest, PreferencesAndContactsUpdatePartially) {
   EXPECT_THROW(
       store_->update_preferences("u9", [](Preferences&) { throw ValidationError("x", "bad"); }),
       ValidationError);
-  EXPECT_FALSE(store_->preferences("u9").allows_channel(Channel::sms))
+  EXPECT_FALSE(store_->preferences("u9", Pool::standard).allows_channel(Channel::sms))
       << "a failed patch stores nothing";
 
   store_->update_contacts("u9", [](Contacts& c) { c.email = "a@example.com"; });
   store_->update_contacts("u9", [](Contacts& c) { c.phone = "+33612345678"; });
-  const Contacts c = store_->contacts("u9");
+  const Contacts c = store_->contacts("u9", Pool::standard);
   EXPECT_EQ(c.email, "a@example.com");
   EXPECT_EQ(c.phone, "+33612345678");
-  EXPECT_TRUE(store_->contacts("nobody").email.empty());
+  EXPECT_TRUE(store_->contacts("nobody", Pool::standard).email.empty());
 }
 
 TEST_P(StoreConformanceTest, DueTimesAndRetriesSurviveARestart) {
