@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <fstream>
@@ -360,7 +361,12 @@ TEST_F(NotifierAbuseTest, AUserOverTheRateLimitIsHeldAndAnotherUserIsNot) {
                       ? 1u
                       : 0u;
         }
-        return sink_.count("flood-") >= 3 && sink_.count("calm-") >= 2 && held >= 3;
+        // The calm user's deliveries: sent as recorded by the notifier, which completes a
+        // delivery after the sink has counted it.
+        const bool calm_sent = std::all_of(calm.begin(), calm.end(), [&](const std::string& id) {
+          return delivery_status(id) == "sent";
+        });
+        return sink_.count("flood-") >= 3 && calm_sent && held >= 3;
       },
       20s);
   ASSERT_TRUE(settled) << "flood sent " << sink_.count("flood-") << ", held " << held
@@ -369,7 +375,6 @@ TEST_F(NotifierAbuseTest, AUserOverTheRateLimitIsHeldAndAnotherUserIsNot) {
   EXPECT_EQ(sink_.count("flood-"), 3u) << "the limited user got more than the burst";
   EXPECT_EQ(held, 3u);
   EXPECT_EQ(sink_.count("calm-"), 2u);
-  for (const std::string& id : calm) EXPECT_EQ(delivery_status(id), "sent");
 }
 
 TEST_F(NotifierAbuseTest, ProviderCredentialsAppearNowhere) {
