@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "keel/http/client.h"
 #include "tests/support/free_port.h"
 #include "tests/support/process.h"
+#include "tests/support/server_launch.h"
 #include "tests/support/wait.h"
 
 namespace keel::testing {
@@ -34,37 +36,33 @@ class ServiceProcess {
 
   // Starts the service and waits (at most 30 s) for /healthz. Throws std::runtime_error with the
   // tail of its log when it exits or does not become healthy. A port taken by another test
-  // between choosing it and binding it is retried on another (3 tries).
+  // between choosing it and binding it is retried on another (launch_on_free_port).
   void start() {
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      const std::uint16_t port = free_loopback_port();
-      log_ = dir_ / fmt::format("{}.{}.log", name_, ++starts_);
-      std::vector<std::string> argv = argv_;
-      argv.insert(argv.end(), {"--listen", fmt::format("127.0.0.1:{}", port)});
-      process_ = ChildProcess::spawn(argv, log_);
-      const bool healthy = wait_until(
-          [&] {
-            if (!process_.running()) return true;
-            try {
-              return http::Client("127.0.0.1", port, std::chrono::seconds(1))
-                         .get("/healthz")
-                         .result() == http::Status::ok;
-            } catch (const std::exception&) {
-              return false;
-            }
-          },
-          std::chrono::seconds(30), std::chrono::milliseconds(20));
-      if (healthy && process_.running()) {
-        port_.store(port);
-        return;
-      }
-      const std::string tail = tail_of_file(log_);
-      if (process_.running() || tail.find("in use") == std::string::npos) {
-        throw std::runtime_error(fmt::format("{} did not become healthy ({}); its log:\n{}", name_,
-                                             process_.running() ? "timeout" : "exited", tail));
-      }
-    }
-    throw std::runtime_error(fmt::format("{}: no free port after 3 tries", name_));
+    log_ = dir_ / fmt::format("{}.{}.log", name_, ++starts_);
+    LaunchedServer launched = launch_on_free_port({
+        .name = name_,
+        .argv =
+            [&](std::uint16_t port) {
+              std::vector<std::string> argv = argv_;
+              argv.insert(argv.end(), {"--listen", fmt::format("127.0.0.1:{}", port)});
+              return argv;
+            },
+        .log_file = log_,
+        .run_as_user = std::nullopt,
+        .ready =
+            [](std::uint16_t port) {
+              try {
+                return http::Client("127.0.0.1", port, std::chrono::seconds(1))
+                           .get("/healthz")
+                           .result() == http::Status::ok;
+              } catch (const std::exception&) {
+                return false;
+              }
+            },
+        .timeout = std::chrono::seconds(30),
+    });
+    process_ = std::move(launched.process);
+    port_.store(launched.port);
   }
 
   // SIGKILL: no shutdown code runs, as when the machine's OOM killer or an operator's kill -9
