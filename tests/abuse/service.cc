@@ -16,12 +16,14 @@
 #include <cerrno>
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
 
 #include "keel/http/client.h"
 #include "tests/support/free_port.h"
+#include "tests/support/server_launch.h"
 #include "tests/support/wait.h"
 
 namespace keel::testing {
@@ -32,32 +34,33 @@ using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
 Service Service::start(std::vector<std::string> argv, const std::filesystem::path& log) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    Service service;
-    service.port = free_loopback_port();
-    service.log = log;
-    std::vector<std::string> full = argv;
-    full.push_back("--listen");
-    full.push_back(fmt::format("127.0.0.1:{}", service.port));
-    service.process = ChildProcess::spawn(full, log);
-    const bool ready = wait_until(
-        [&] {
-          if (!service.process.running()) return true;  // exited: give up waiting
-          try {
-            http::Client client("127.0.0.1", service.port, 1s);
-            return client.get("/healthz").result() == http::Status::ok;
-          } catch (const std::exception&) {
-            return false;
-          }
-        },
-        30s);
-    if (ready && service.process.running()) return service;
-    const std::string tail = tail_of_file(log);
-    if (tail.find("in use") == std::string::npos) {
-      throw std::runtime_error(fmt::format("{} did not start:\n{}", argv.front(), tail));
-    }
-  }
-  throw std::runtime_error(fmt::format("{}: no free port after 3 tries", argv.front()));
+  // launch_on_free_port retries a port another test took between choosing and binding it.
+  LaunchedServer launched = launch_on_free_port({
+      .name = argv.front(),
+      .argv =
+          [&](std::uint16_t port) {
+            std::vector<std::string> full = argv;
+            full.insert(full.end(), {"--listen", fmt::format("127.0.0.1:{}", port)});
+            return full;
+          },
+      .log_file = log,
+      .run_as_user = std::nullopt,
+      .ready =
+          [](std::uint16_t port) {
+            try {
+              return http::Client("127.0.0.1", port, 1s).get("/healthz").result() ==
+                     http::Status::ok;
+            } catch (const std::exception&) {
+              return false;
+            }
+          },
+      .timeout = 30s,
+  });
+  Service service;
+  service.process = std::move(launched.process);
+  service.port = launched.port;
+  service.log = log;
+  return service;
 }
 
 std::string Service::log_text() const {
